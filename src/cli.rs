@@ -1,0 +1,387 @@
+//! Command line: clap definitions, and their resolution (flags > `ETL_*` env > `etl.toml` >
+//! defaults) into validated configs before any I/O happens.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::raw::{OnGap, RawConfig};
+
+/// Batch ETL from Kafka into an encrypted, layered data lake.
+#[derive(Debug, Parser)]
+#[command(name = "etl", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./etl.toml when it exists.
+    #[arg(long, global = true, env = "ETL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage RSA key pairs.
+    Keys {
+        /// Key action.
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+    /// Publish records from JSON-array, NDJSON or CSV files, one message per record.
+    Produce(ProduceArgs),
+    /// Land one bounded batch of a topic as sealed raw objects (exactly once).
+    Raw(RawArgs),
+    /// Decrypt raw objects to NDJSON on stdout.
+    Cat(CatArgs),
+    /// Check every raw object decrypts, authenticates and that offsets are contiguous.
+    Verify(VerifyArgs),
+    /// Run the whole pipeline on an embedded Kafka mock cluster and a local lake.
+    Demo(DemoArgs),
+}
+
+/// `etl keys` actions.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new key pair: DIR/etl-public.pem and DIR/etl-private.pem (mode 0600).
+    Generate {
+        /// Directory for the key files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// RSA modulus size.
+        #[arg(long, default_value_t = 3072)]
+        bits: usize,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Output format of reporting commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Human-readable summary.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Kafka connection flags.
+#[derive(Debug, Args, Clone)]
+pub struct KafkaArgs {
+    /// Bootstrap servers (host:port,...).
+    #[arg(long, env = "ETL_BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic.
+    #[arg(long, env = "ETL_TOPIC")]
+    pub topic: Option<String>,
+}
+
+/// `etl produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Kafka connection.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Create the topic with this many partitions if it does not exist.
+    #[arg(long)]
+    pub create_partitions: Option<i32>,
+    /// Input files (.json array, .ndjson/.jsonl lines, .csv with header).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `etl raw`.
+#[derive(Debug, Args)]
+pub struct RawArgs {
+    /// Kafka connection.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Lake URL: a directory, file:///dir, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix.
+    #[arg(long, env = "ETL_LAKE")]
+    pub lake: Option<String>,
+    /// RSA public key (PEM) objects are sealed for. The private key is never needed here.
+    #[arg(long, env = "ETL_PUBLIC_KEY")]
+    pub public_key: Option<PathBuf>,
+    /// Consumer group the landed offsets are committed to (lag monitoring only; the lake is the
+    /// source of truth). Default: etl-raw.
+    #[arg(long, env = "ETL_GROUP_ID")]
+    pub group_id: Option<String>,
+    /// At most this many records per partition in this run (default: up to the end offset seen at start).
+    #[arg(long, env = "ETL_MAX_RECORDS")]
+    pub max_records: Option<u64>,
+    /// Cut an object after this many records. Default 1000000.
+    #[arg(long, env = "ETL_OBJECT_RECORDS")]
+    pub object_records: Option<u64>,
+    /// Cut an object after this many uncompressed bytes. Default 64 MiB.
+    #[arg(long, env = "ETL_OBJECT_BYTES")]
+    pub object_bytes: Option<u64>,
+    /// zlib level 0-9. Default 6.
+    #[arg(long, env = "ETL_ZLIB_LEVEL")]
+    pub zlib_level: Option<u32>,
+    /// Retention gap policy: fail (default) or skip (record it and continue).
+    #[arg(long, env = "ETL_ON_GAP")]
+    pub on_gap: Option<OnGap>,
+    /// Seconds without any message before a partition is declared stalled. Default 60.
+    #[arg(long, env = "ETL_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Do not commit landed offsets to the consumer group.
+    #[arg(long)]
+    pub no_commit: bool,
+    /// Partitions processed in parallel. Default: number of CPUs.
+    #[arg(long, env = "ETL_WORKERS")]
+    pub workers: Option<usize>,
+    /// Extra librdkafka consumer property, e.g. -X security.protocol=SASL_SSL (repeatable).
+    #[arg(short = 'X', value_parser = parse_kv)]
+    pub kafka_prop: Vec<(String, String)>,
+    /// Output format of the run report.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `etl cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// Lake URL.
+    #[arg(long, env = "ETL_LAKE")]
+    pub lake: Option<String>,
+    /// RSA private key (PEM).
+    #[arg(long, env = "ETL_PRIVATE_KEY")]
+    pub private_key: Option<PathBuf>,
+    /// An object key, or a prefix such as `raw/<topic>/partition=0/` (or just `<topic>`).
+    pub target: String,
+}
+
+/// `etl verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Lake URL.
+    #[arg(long, env = "ETL_LAKE")]
+    pub lake: Option<String>,
+    /// RSA private key (PEM).
+    #[arg(long, env = "ETL_PRIVATE_KEY")]
+    pub private_key: Option<PathBuf>,
+    /// Only this topic (default: every topic in the lake).
+    #[arg(long, env = "ETL_TOPIC")]
+    pub topic: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `etl demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Lake directory (created; keys are kept in DIR/keys/). Default ./etl-demo-lake.
+    #[arg(long, default_value = "etl-demo-lake")]
+    pub lake: PathBuf,
+    /// Input files (default: the bundled samples in data/).
+    pub files: Vec<PathBuf>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+/// Errors resolving configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Config file unreadable or invalid.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// File path.
+        path: PathBuf,
+        /// Problem.
+        reason: String,
+    },
+    /// A required setting is missing everywhere.
+    #[error("missing {flag} (or {env}, or `{toml}` in etl.toml)")]
+    Missing {
+        /// Flag name.
+        flag: &'static str,
+        /// Env var name.
+        env: &'static str,
+        /// TOML key.
+        toml: &'static str,
+    },
+    /// A value is out of range.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// Setting.
+        what: &'static str,
+        /// Problem.
+        reason: String,
+    },
+    /// Key file problem.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+}
+
+/// The optional `etl.toml`. Every field may also be given as a flag or `ETL_*` variable.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Kafka bootstrap servers.
+    pub brokers: Option<String>,
+    /// Topic.
+    pub topic: Option<String>,
+    /// Lake URL.
+    pub lake: Option<String>,
+    /// Public key path.
+    pub public_key: Option<PathBuf>,
+    /// Private key path.
+    pub private_key: Option<PathBuf>,
+    /// `[raw]` section.
+    #[serde(default)]
+    pub raw: RawFileConfig,
+}
+
+/// `[raw]` section of etl.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileConfig {
+    /// Consumer group.
+    pub group_id: Option<String>,
+    /// Records per partition per run.
+    pub max_records: Option<u64>,
+    /// Records per object.
+    pub object_records: Option<u64>,
+    /// Plaintext bytes per object.
+    pub object_bytes: Option<u64>,
+    /// zlib level.
+    pub zlib_level: Option<u32>,
+    /// Gap policy.
+    pub on_gap: Option<OnGap>,
+    /// Idle timeout seconds.
+    pub idle_timeout: Option<u64>,
+    /// Worker threads.
+    pub workers: Option<usize>,
+    /// Extra librdkafka properties.
+    #[serde(default)]
+    pub kafka: std::collections::BTreeMap<String, String>,
+}
+
+impl FileConfig {
+    /// Loads `path`, or ./etl.toml if it exists, or an empty config.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new("etl.toml").exists() => PathBuf::from("etl.toml"),
+            None => return Ok(Self::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File { path, reason: e.to_string() })
+    }
+}
+
+/// Picks the first value present, or reports which setting is missing.
+pub fn required<T>(v: Option<T>, flag: &'static str, env: &'static str, toml: &'static str) -> Result<T, ConfigError> {
+    v.ok_or(ConfigError::Missing { flag, env, toml })
+}
+
+impl RawArgs {
+    /// Resolves flags, env and file into a validated [`RawConfig`] plus the lake URL.
+    pub fn resolve(self, file: &FileConfig) -> Result<(RawConfig, String), ConfigError> {
+        let brokers = required(self.kafka.brokers.or_else(|| file.brokers.clone()), "--brokers", "ETL_BROKERS", "brokers")?;
+        let topic = required(self.kafka.topic.or_else(|| file.topic.clone()), "--topic", "ETL_TOPIC", "topic")?;
+        let lake = required(self.lake.or_else(|| file.lake.clone()), "--lake", "ETL_LAKE", "lake")?;
+        let key_path = required(self.public_key.or_else(|| file.public_key.clone()), "--public-key", "ETL_PUBLIC_KEY", "public_key")?;
+        let r = &file.raw;
+        let zlib_level = self.zlib_level.or(r.zlib_level).unwrap_or(6);
+        if zlib_level > 9 {
+            return Err(ConfigError::Invalid { what: "zlib level", reason: format!("{zlib_level} (use 0-9)") });
+        }
+        let object_records = self.object_records.or(r.object_records).unwrap_or(1_000_000);
+        let object_bytes = self.object_bytes.or(r.object_bytes).unwrap_or(64 << 20);
+        if object_records == 0 || object_bytes == 0 {
+            return Err(ConfigError::Invalid { what: "object size", reason: "object records and bytes must be > 0".into() });
+        }
+        if self.max_records == Some(0) {
+            return Err(ConfigError::Invalid { what: "--max-records", reason: "must be > 0".into() });
+        }
+        let mut kafka_props: Vec<(String, String)> = r.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        kafka_props.extend(self.kafka_prop);
+        let public_key = crate::keys::load_public(&key_path)?;
+        Ok((
+            RawConfig {
+                brokers,
+                topic,
+                group_id: self.group_id.or_else(|| r.group_id.clone()).unwrap_or_else(|| "etl-raw".into()),
+                public_key,
+                max_records: self.max_records.or(r.max_records),
+                object_records,
+                object_bytes,
+                zlib_level,
+                on_gap: self.on_gap.or(r.on_gap).unwrap_or(OnGap::Fail),
+                idle_timeout: Duration::from_secs(self.idle_timeout.or(r.idle_timeout).unwrap_or(60).max(1)),
+                commit_offsets: !self.no_commit,
+                workers: self.workers.or(r.workers).unwrap_or_else(crate::parallelism).max(1),
+                kafka_props,
+            },
+            lake,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kv_parser() {
+        assert_eq!(parse_kv("a.b=c=d").unwrap(), ("a.b".into(), "c=d".into()));
+        assert!(parse_kv("nokey").is_err());
+        assert!(parse_kv("=v").is_err());
+    }
+
+    #[test]
+    fn file_config_fills_gaps_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = crate::keys::test_keypair();
+        let (pubp, _) = crate::keys::write_pair(dir.path(), &key, false).unwrap();
+        let toml_path = dir.path().join("etl.toml");
+        std::fs::write(
+            &toml_path,
+            format!("brokers = \"b1:9092\"\ntopic = \"t\"\nlake = \"/tmp/x\"\npublic_key = \"{}\"\n[raw]\nzlib_level = 3\nobject_records = 10\n", pubp.display()),
+        )
+        .unwrap();
+        let file = FileConfig::load(Some(&toml_path)).unwrap();
+        let cli = Cli::try_parse_from(["etl", "raw", "--brokers", "flag:1", "--object-records", "5"]).unwrap();
+        let Command::Raw(args) = cli.command else { panic!() };
+        let (cfg, lake) = args.resolve(&file).unwrap();
+        assert_eq!(cfg.brokers, "flag:1");
+        assert_eq!(cfg.topic, "t");
+        assert_eq!(lake, "/tmp/x");
+        assert_eq!(cfg.zlib_level, 3);
+        assert_eq!(cfg.object_records, 5);
+        assert_eq!(cfg.group_id, "etl-raw");
+        assert_eq!(cfg.on_gap, OnGap::Fail);
+    }
+
+    #[test]
+    fn missing_and_invalid_settings_are_named() {
+        let cli = Cli::try_parse_from(["etl", "raw", "--topic", "t"]).unwrap();
+        let Command::Raw(args) = cli.command else { panic!() };
+        let e = args.resolve(&FileConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("--brokers") && e.contains("ETL_BROKERS"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, "nonsense_key = 1\n").unwrap();
+        let e = FileConfig::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("bad.toml") && e.contains("nonsense_key"), "{e}");
+    }
+}

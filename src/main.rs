@@ -1,0 +1,118 @@
+//! The `etl` binary: a thin shell around the library.
+
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use etl::cli::{required, Cli, Command, FileConfig, Format, KeysCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info,rdkafka=warn",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ETL_LOG").unwrap_or_else(|_| filter.into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("etl: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("etl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Keys { action: KeysCommand::Generate { dir, bits, force } } => {
+            let key = tokio::task::spawn_blocking(move || etl::keys::generate(bits)).await??;
+            let (public, private) = etl::keys::write_pair(&dir, &key, force)?;
+            writeln!(stdout, "public key:  {}\nprivate key: {} (keep it away from the raw job)\nkey id:      {}",
+                public.display(), private.display(), etl::keys::key_id(&key.to_public_key()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Produce(args) => {
+            let brokers = required(args.kafka.brokers.or(file.brokers), "--brokers", "ETL_BROKERS", "brokers")?;
+            let topic = required(args.kafka.topic.or(file.topic), "--topic", "ETL_TOPIC", "topic")?;
+            if let Some(n) = args.create_partitions {
+                etl::kafka::create_topic(&brokers, &topic, n).await?;
+            }
+            let mut total = 0;
+            for f in &args.files {
+                let records = etl::produce::read_records(f)?;
+                let (b, t) = (brokers.clone(), topic.clone());
+                let n = tokio::task::spawn_blocking(move || etl::kafka::send(&b, &t, &records, std::time::Duration::from_secs(60))).await??;
+                writeln!(stdout, "sent {n} messages from {} to {topic}", f.display())?;
+                total += n;
+            }
+            writeln!(stdout, "sent {total} messages in total")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Raw(args) => {
+            let format = args.format;
+            let (cfg, lake_url) = args.resolve(&file)?;
+            let lake = etl::lake::Lake::open(&lake_url)?;
+            let report = etl::raw::run(cfg, lake).await?;
+            match format {
+                Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
+                Format::Text => write!(stdout, "{}", report.summary())?,
+            }
+            if report.failed() {
+                for p in report.partitions.iter().filter(|p| p.error.is_some()) {
+                    eprintln!("etl: raw: topic {} partition {}: {}", report.topic, p.partition, p.error.as_deref().unwrap_or_default());
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cat(args) => {
+            let lake_url = required(args.lake.or(file.lake), "--lake", "ETL_LAKE", "lake")?;
+            let key_path = required(args.private_key.or(file.private_key), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
+            let key = Arc::new(etl::keys::load_private(&key_path)?);
+            let lake = etl::lake::Lake::open(&lake_url)?;
+            let mut out = std::io::BufWriter::new(stdout);
+            match etl::verify::cat(&lake, key, &args.target, &mut out).await {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                // A closed pipe (`| head`) is not an error.
+                Err(etl::verify::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Verify(args) => {
+            let lake_url = required(args.lake.or(file.lake), "--lake", "ETL_LAKE", "lake")?;
+            let key_path = required(args.private_key.or(file.private_key), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
+            let key = Arc::new(etl::keys::load_private(&key_path)?);
+            let lake = etl::lake::Lake::open(&lake_url)?;
+            let report = etl::verify::verify(&lake, key, args.topic.as_deref().or(file.topic.as_deref())).await?;
+            match args.format {
+                Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
+                Format::Text => write!(stdout, "{}", report.summary())?,
+            }
+            if !report.errors.is_empty() {
+                for e in &report.errors {
+                    eprintln!("etl: verify: {}: {}", e.object, e.error);
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            etl::demo::run(&args.lake, args.files, &mut stdout).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
