@@ -24,6 +24,7 @@
 pub mod cli;
 pub mod demo;
 pub mod envelope;
+pub mod fault;
 pub mod frames;
 pub mod kafka;
 pub mod keys;

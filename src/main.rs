@@ -10,7 +10,7 @@ use etl::cli::{required, Cli, Command, FileConfig, Format, KeysCommand};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match cli.verbose {
-        0 => "warn",
+        0 => "warn,rdkafka=off",
         1 => "info,rdkafka=warn",
         _ => "debug",
     };

@@ -638,6 +638,7 @@ impl Worker<'_> {
                             b.records += 1;
                             b.message_bytes += (payload.len() + key.map_or(0, <[u8]>::len)) as u64;
                             self.rep.first_offset.get_or_insert(o);
+                            crate::fault::point("record");
                             if o == end - 1 {
                                 reading_done = true;
                             }
@@ -689,9 +690,11 @@ impl Worker<'_> {
                     return Ok(Published::Adopted(theirs.to));
                 }
             }
+            crate::fault::point("after-claim");
         }
         let size = sealed.bytes.len() as u64;
         let created = self.rt.block_on(self.lake.put_create(&key, Bytes::from(sealed.bytes)))?;
+        crate::fault::point("after-object");
         if created == Created::New {
             self.rep.objects_written += 1;
             if repair {
