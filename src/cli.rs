@@ -36,6 +36,8 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Land one bounded batch of a topic as sealed raw objects (exactly once).
     Raw(RawArgs),
+    /// Convert raw objects into validated, typed Parquet (breadcrumbs + rejects).
+    Standard(StandardArgs),
     /// Decrypt raw objects to NDJSON on stdout.
     Cat(CatArgs),
     /// Check every raw object decrypts, authenticates and that offsets are contiguous.
@@ -144,6 +146,29 @@ pub struct RawArgs {
     pub format: Format,
 }
 
+/// `etl standard`.
+#[derive(Debug, Args)]
+pub struct StandardArgs {
+    /// Lake URL.
+    #[arg(long, env = "ETL_LAKE")]
+    pub lake: Option<String>,
+    /// RSA private key (PEM) to open raw objects.
+    #[arg(long, env = "ETL_PRIVATE_KEY")]
+    pub private_key: Option<PathBuf>,
+    /// Only this topic's raw objects (default: every topic in the lake).
+    #[arg(long, env = "ETL_TOPIC")]
+    pub topic: Option<String>,
+    /// At most this many raw objects in this run.
+    #[arg(long)]
+    pub max_objects: Option<usize>,
+    /// zstd level of the Parquet files (1-22). Default 3.
+    #[arg(long)]
+    pub zstd_level: Option<i32>,
+    /// Output format of the run report.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
 /// `etl cat`.
 #[derive(Debug, Args)]
 pub struct CatArgs {
@@ -242,6 +267,19 @@ pub struct FileConfig {
     /// `[raw]` section.
     #[serde(default)]
     pub raw: RawFileConfig,
+    /// `[standard]` section.
+    #[serde(default)]
+    pub standard: StandardFileConfig,
+}
+
+/// `[standard]` section of etl.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandardFileConfig {
+    /// Raw objects per run.
+    pub max_objects: Option<usize>,
+    /// zstd level.
+    pub zstd_level: Option<i32>,
 }
 
 /// `[raw]` section of etl.toml.
@@ -328,6 +366,24 @@ impl RawArgs {
             },
             lake,
         ))
+    }
+}
+
+impl StandardArgs {
+    /// Resolves flags, env and file into a [`crate::standard::StandardConfig`] plus the lake URL.
+    pub fn resolve(self, file: &FileConfig) -> Result<(crate::standard::StandardConfig, String), ConfigError> {
+        let lake = required(self.lake.or_else(|| file.lake.clone()), "--lake", "ETL_LAKE", "lake")?;
+        let key_path = required(self.private_key.or_else(|| file.private_key.clone()), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
+        let zstd_level = self.zstd_level.or(file.standard.zstd_level).unwrap_or(3);
+        if !(1..=22).contains(&zstd_level) {
+            return Err(ConfigError::Invalid { what: "zstd level", reason: format!("{zstd_level} (use 1-22)") });
+        }
+        let key = crate::keys::load_private(&key_path)?;
+        let mut cfg = crate::standard::StandardConfig::new(std::sync::Arc::new(key));
+        cfg.topic = self.topic.or_else(|| file.topic.clone());
+        cfg.max_objects = self.max_objects.or(file.standard.max_objects);
+        cfg.zstd_level = zstd_level;
+        Ok((cfg, lake))
     }
 }
 

@@ -85,7 +85,15 @@ pub async fn run(lake_dir: &Path, files: Vec<PathBuf>, out: &mut dyn std::io::Wr
     anyhow::ensure!(!report.failed(), "raw run failed");
     anyhow::ensure!(report.records == sent, "raw landed {} of {sent} messages", report.records);
 
-    let v = crate::verify::verify(&lake, private_key, Some(TOPIC)).await?;
+    let std_report = crate::standard::run(&crate::standard::StandardConfig::new(private_key.clone()), &lake).await?;
+    write!(out, "== standard:\n{}", std_report.summary())?;
+    anyhow::ensure!(std_report.errors.is_empty(), "standard failed on {} raw objects", std_report.errors.len());
+
+    let mut v = crate::verify::verify(&lake, private_key, Some(TOPIC)).await?;
+    if let Some(rec) = crate::verify::reconcile_standard(&lake).await? {
+        v.errors.extend(rec.errors.iter().cloned());
+        v.standard = Some(rec);
+    }
     write!(out, "== verify:\n{}", v.summary())?;
     anyhow::ensure!(v.errors.is_empty(), "verify found {} problems", v.errors.len());
     writeln!(out, "== done: lake at {lake_url}; try `etl cat --lake {lake_url} --private-key {} raw/{TOPIC}/partition=0/ | head`", private_path.display())?;

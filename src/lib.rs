@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod breadcrumb;
 pub mod cli;
 pub mod demo;
 pub mod envelope;
@@ -31,6 +32,8 @@ pub mod keys;
 pub mod lake;
 pub mod produce;
 pub mod raw;
+pub mod standard;
+pub mod table;
 pub mod verify;
 
 /// Number of CPUs available (at least 1).

@@ -79,6 +79,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Standard(args) => {
+            let format = args.format;
+            let (cfg, lake_url) = args.resolve(&file)?;
+            let lake = etl::lake::Lake::open(&lake_url)?;
+            let report = etl::standard::run(&cfg, &lake).await?;
+            match format {
+                Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
+                Format::Text => write!(stdout, "{}", report.summary())?,
+            }
+            if !report.errors.is_empty() {
+                for e in &report.errors {
+                    eprintln!("etl: standard: {e}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cat(args) => {
             let lake_url = required(args.lake.or(file.lake), "--lake", "ETL_LAKE", "lake")?;
             let key_path = required(args.private_key.or(file.private_key), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
@@ -97,7 +114,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let key_path = required(args.private_key.or(file.private_key), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
             let key = Arc::new(etl::keys::load_private(&key_path)?);
             let lake = etl::lake::Lake::open(&lake_url)?;
-            let report = etl::verify::verify(&lake, key, args.topic.as_deref().or(file.topic.as_deref())).await?;
+            let mut report = etl::verify::verify(&lake, key, args.topic.as_deref().or(file.topic.as_deref())).await?;
+            if let Some(rec) = etl::verify::reconcile_standard(&lake).await? {
+                report.errors.extend(rec.errors.iter().cloned());
+                report.standard = Some(rec);
+            }
             match args.format {
                 Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
                 Format::Text => write!(stdout, "{}", report.summary())?,

@@ -172,6 +172,8 @@ pub struct VerifyReport {
     pub topics: BTreeMap<String, BTreeMap<i32, PartitionCheck>>,
     /// One entry per bad object or broken chain link.
     pub errors: Vec<VerifyIssue>,
+    /// Raw → standard reconciliation, when a standard layer exists.
+    pub standard: Option<Reconciliation>,
 }
 
 impl VerifyReport {
@@ -182,6 +184,15 @@ impl VerifyReport {
             for (p, c) in parts {
                 s.push_str(&format!("  {t} partition {p}: {} objects, {} records, next offset {}{}\n", c.objects, c.records, c.next_offset,
                     if c.gaps.is_empty() { String::new() } else { format!(", gaps {:?}", c.gaps) }));
+            }
+        }
+        if let Some(r) = &self.standard {
+            s.push_str(&format!(
+                "standard version {}: {} raw objects, {} raw records = {} rows + {} rejects\n",
+                r.version, r.raw_objects, r.total.raw_records, r.total.rows, r.total.rejects
+            ));
+            for (tp, b) in &r.partitions {
+                s.push_str(&format!("  {tp}: {} raw records = {} rows + {} rejects\n", b.raw_records, b.rows, b.rejects));
             }
         }
         for e in &self.errors {
@@ -275,4 +286,112 @@ pub async fn verify(lake: &Lake, private_key: Arc<RsaPrivateKey>, topic: Option<
     }
     report.errors.sort_by(|a, b| a.object.cmp(&b.object));
     Ok(report)
+}
+
+/// Books of one Kafka partition: raw records vs rows + rejects in the standard layer.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Books {
+    /// Records in raw objects the standard layer says it consumed.
+    pub raw_records: u64,
+    /// Rows in `breadcrumbs`.
+    pub rows: u64,
+    /// Rows in `rejects`.
+    pub rejects: u64,
+}
+
+/// Reconciliation of the standard layer against the raw layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Reconciliation {
+    /// Manifest version checked.
+    pub version: u64,
+    /// Raw objects consumed.
+    pub raw_objects: u64,
+    /// Totals.
+    pub total: Books,
+    /// Per "topic/partition".
+    pub partitions: BTreeMap<String, Books>,
+    /// Problems (unbalanced books, a record twice, a file missing).
+    pub errors: Vec<VerifyIssue>,
+}
+
+/// Checks that every raw record consumed by `standard` is exactly one row or one reject:
+/// counts come from the claims (raw side) and from the live Parquet files (standard side).
+pub async fn reconcile_standard(lake: &Lake) -> Result<Option<Reconciliation>, crate::standard::StandardError> {
+    use arrow::array::{Array, Int32Array, Int64Array, StringArray};
+    let layer = crate::table::Layer::new(lake.clone(), "standard");
+    let Some(m) = layer.latest().await? else { return Ok(None) };
+    let mut rec = Reconciliation { version: m.version, raw_objects: m.consumed.len() as u64, ..Default::default() };
+    // Raw side: the claim of each consumed object says how many records it holds.
+    for key in m.consumed.keys() {
+        let Some((topic, p, from, _)) = raw_keys::parse_object(key) else { continue };
+        let claim: Option<Claim> = lake.get_json(&raw_keys::claim(&topic, p, from)).await?;
+        let records = match claim {
+            Some(c) => c.records,
+            None => {
+                rec.errors.push(VerifyIssue { object: key.clone(), partition: Some(p), error: "consumed raw object has no claim".into() });
+                0
+            }
+        };
+        rec.partitions.entry(format!("{topic}/{p}")).or_default().raw_records += records;
+    }
+    // Standard side: lineage columns of every live file.
+    let mut seen: std::collections::HashSet<(String, i32, i64)> = std::collections::HashSet::new();
+    for (table, files) in &m.tables {
+        for f in files {
+            let bytes = match lake.get_opt(&f.path).await? {
+                Some(b) => b,
+                None => {
+                    rec.errors.push(VerifyIssue { object: f.path.clone(), partition: None, error: "live file listed in the manifest is missing".into() });
+                    continue;
+                }
+            };
+            let path = f.path.clone();
+            let batches = tokio::task::spawn_blocking(move || {
+                let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+                let mask = parquet::arrow::ProjectionMask::columns(b.parquet_schema(), ["kafka_topic", "kafka_partition", "kafka_offset"]);
+                b.with_projection(mask).build()?.collect::<Result<Vec<_>, _>>().map_err(parquet::errors::ParquetError::from)
+            })
+            .await
+            .map_err(|e| crate::standard::StandardError::Parquet { what: path.clone(), reason: e.to_string() })?
+            .map_err(|e| crate::standard::StandardError::Parquet { what: path.clone(), reason: e.to_string() })?;
+            for b in batches {
+                let (Some(t), Some(p), Some(o)) = (
+                    b.column_by_name("kafka_topic").and_then(|c| c.as_any().downcast_ref::<StringArray>()),
+                    b.column_by_name("kafka_partition").and_then(|c| c.as_any().downcast_ref::<Int32Array>()),
+                    b.column_by_name("kafka_offset").and_then(|c| c.as_any().downcast_ref::<Int64Array>()),
+                ) else {
+                    rec.errors.push(VerifyIssue { object: f.path.clone(), partition: None, error: "lineage columns missing".into() });
+                    continue;
+                };
+                for i in 0..b.num_rows() {
+                    let books = rec.partitions.entry(format!("{}/{}", t.value(i), p.value(i))).or_default();
+                    if table == "rejects" {
+                        books.rejects += 1;
+                    } else {
+                        books.rows += 1;
+                    }
+                    if !seen.insert((t.value(i).to_string(), p.value(i), o.value(i))) {
+                        rec.errors.push(VerifyIssue {
+                            object: f.path.clone(),
+                            partition: Some(p.value(i)),
+                            error: format!("topic {} partition {} offset {} appears more than once", t.value(i), p.value(i), o.value(i)),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for (tp, b) in &rec.partitions {
+        rec.total.raw_records += b.raw_records;
+        rec.total.rows += b.rows;
+        rec.total.rejects += b.rejects;
+        if b.rows + b.rejects != b.raw_records {
+            rec.errors.push(VerifyIssue {
+                object: format!("standard/ (partition {tp})"),
+                partition: tp.rsplit('/').next().and_then(|p| p.parse().ok()),
+                error: format!("books do not balance: {} raw records but {} rows + {} rejects", b.raw_records, b.rows, b.rejects),
+            });
+        }
+    }
+    Ok(Some(rec))
 }

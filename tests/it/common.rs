@@ -80,6 +80,25 @@ pub fn etl_ok(args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// `etl ARGS` as a command with extra environment variables `envs` (e.g. a store's endpoint).
+pub fn etl_command<S: AsRef<std::ffi::OsStr>>(args: &[S], envs: &[(String, String)]) -> Command {
+    let mut c = Command::new(etl_bin());
+    c.args(args).env_remove("ETL_CONFIG").env_remove("ETL_LOG").envs(envs.iter().map(|(k, v)| (k, v)));
+    c
+}
+
+/// Runs `etl ARGS` with extra environment variables and returns its output.
+pub fn etl_env<S: AsRef<std::ffi::OsStr>>(args: &[S], envs: &[(String, String)]) -> Output {
+    etl_command(args, envs).output().unwrap()
+}
+
+/// Runs `etl ARGS` with extra environment variables, asserting success; returns stdout.
+pub fn etl_ok_env<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S], envs: &[(String, String)]) -> String {
+    let o = etl_env(args, envs);
+    assert!(o.status.success(), "etl {args:?} failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    String::from_utf8(o.stdout).unwrap()
+}
+
 /// A 2048-bit key pair made once per test binary with `etl keys generate`: (public, private).
 pub fn keys() -> (PathBuf, PathBuf) {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -156,7 +175,12 @@ pub fn kafka_truth(topic: &str) -> Truth {
 /// What the lake holds for `topic`, decrypted with `etl cat`: (partition, offset) → payload.
 /// Panics on a duplicate (partition, offset).
 pub fn lake_contents(lake: &str, topic: &str, private: &Path) -> Truth {
-    let out = etl_ok(&["cat", "--lake", lake, "--private-key", private.to_str().unwrap(), &format!("raw/{topic}/")]);
+    lake_contents_env(lake, topic, private, &[])
+}
+
+/// [`lake_contents`] with extra environment variables for `etl cat` (a store's endpoint).
+pub fn lake_contents_env(lake: &str, topic: &str, private: &Path, envs: &[(String, String)]) -> Truth {
+    let out = etl_ok_env(&["cat", "--lake", lake, "--private-key", private.to_str().unwrap(), &format!("raw/{topic}/")], envs);
     let mut m = Truth::new();
     for line in out.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -215,8 +239,39 @@ pub fn raw_args(topic: &str, lake: &str, public: &Path, extra: &[&str]) -> Vec<S
 
 /// Runs `etl raw`, asserting success; returns the JSON report.
 pub fn raw_ok(topic: &str, lake: &str, public: &Path, extra: &[&str]) -> serde_json::Value {
+    raw_ok_env(topic, lake, public, extra, &[])
+}
+
+/// [`raw_ok`] with extra environment variables (a store's endpoint).
+pub fn raw_ok_env(topic: &str, lake: &str, public: &Path, extra: &[&str], envs: &[(String, String)]) -> serde_json::Value {
     let mut args = raw_args(topic, lake, public, extra);
     args.extend(["--format".to_string(), "json".to_string()]);
-    let out = etl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = etl_ok_env(&args, envs);
     serde_json::from_str(&out).unwrap()
+}
+
+/// Spawns `etl ARGS` with a crash point (`ETL_FAULT_POINT`); waits until it is there and
+/// SIGKILLs it. False if the point was not reached within 60 s.
+pub fn kill_at_point(args: &[String], point: &str) -> bool {
+    kill_at_point_env(args, point, &[])
+}
+
+/// [`kill_at_point`] with extra environment variables (a store's endpoint).
+pub fn kill_at_point_env(args: &[String], point: &str, envs: &[(String, String)]) -> bool {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = etl_command(args, envs).env("ETL_FAULT_POINT", point).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("ETL-FAULT-POINT") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let reached = rx.recv_timeout(Duration::from_secs(60)).is_ok();
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    reached
 }

@@ -5,7 +5,6 @@ use crate::common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,30 +91,6 @@ async fn rerun_without_new_data_writes_nothing_then_lands_only_new_messages() {
     }
     assert_eq!(total, third);
     assert_eq!(lake_contents(&lake, &topic, &privk), kafka_truth(&topic));
-}
-
-/// Spawns `etl raw` with a crash point; waits until it is there and SIGKILLs it.
-fn kill_at_point(args: &[String], point: &str) -> bool {
-    let mut child = Command::new(etl_bin())
-        .args(args)
-        .env("ETL_FAULT_POINT", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.starts_with("ETL-FAULT-POINT") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let reached = rx.recv_timeout(Duration::from_secs(60)).is_ok();
-    child.kill().unwrap(); // SIGKILL
-    let _ = child.wait();
-    reached
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,766 @@
+//! `etl standard`: raw objects → typed, validated Parquet, every record accounted for.
+//!
+//! ```text
+//!  raw objects not yet in the manifest ──► decrypt + frames (parallel, off the runtime)
+//!     │  breadcrumb::parse per message
+//!     ├──► typed rows, grouped by service date ──┐
+//!     └──► rejects (rule, message, payload)       │  per touched service date:
+//!                                                 │  merge with the live file(s) of that date,
+//!                                                 │  drop duplicate readings (→ rejects),
+//!                                                 │  sort by vehicle, trip, act_time,
+//!                                                 │  recompute per-trip flags, write one file
+//!                                                 ▼
+//!  standard/breadcrumbs/service_date=D/part-<version>-<run>-<n>.parquet
+//!  standard/rejects/part-<version>-<run>.parquet
+//!  standard/_log/<version>.json  (manifest: live files + consumed raw objects; see table.rs)
+//! ```
+//!
+//! Every raw record ends as exactly one row in `breadcrumbs` or one row in `rejects`: the
+//! manifest records which raw objects are in, so a rerun converts nothing twice, and a crash
+//! before the commit leaves nothing visible.
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondArray, TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use chrono::NaiveDate;
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::metadata::SortingColumn;
+use rsa::RsaPrivateKey;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crate::breadcrumb::{self, rules, Breadcrumb};
+use crate::lake::{Lake, LakeError};
+use crate::table::{DataFile, Layer, Manifest, TableError};
+use crate::verify::{fetch_object, list_objects, ReadError};
+
+/// Errors of a standard run.
+#[derive(Debug, thiserror::Error)]
+pub enum StandardError {
+    /// Lake I/O.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// Commit protocol.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// Arrow / Parquet encoding or decoding.
+    #[error("{what}: {reason}")]
+    Parquet {
+        /// File or step.
+        what: String,
+        /// Cause.
+        reason: String,
+    },
+}
+
+/// Settings of a standard run.
+#[derive(Debug, Clone)]
+pub struct StandardConfig {
+    /// Private key to open raw objects.
+    pub private_key: Arc<RsaPrivateKey>,
+    /// Only this topic's raw objects (default: every topic).
+    pub topic: Option<String>,
+    /// At most this many raw objects per run.
+    pub max_objects: Option<usize>,
+    /// zstd level of the Parquet files.
+    pub zstd_level: i32,
+    /// Rows per row group.
+    pub row_group_rows: usize,
+    /// Rows per file (a service date with more rows gets several files).
+    pub file_rows: usize,
+}
+
+impl StandardConfig {
+    /// Defaults for everything but the key.
+    pub fn new(private_key: Arc<RsaPrivateKey>) -> Self {
+        Self { private_key, topic: None, max_objects: None, zstd_level: 3, row_group_rows: 128 * 1024, file_rows: 8 * 1024 * 1024 }
+    }
+}
+
+/// A typed row with its lineage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The breadcrumb.
+    pub bc: Breadcrumb,
+    /// Kafka topic.
+    pub topic: Arc<str>,
+    /// Raw object it came from.
+    pub raw_key: Arc<str>,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// Kafka timestamp (ms).
+    pub kafka_ts: Option<i64>,
+}
+
+/// A rejected record with its lineage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectRow {
+    /// Kafka topic.
+    pub topic: Arc<str>,
+    /// Raw object.
+    pub raw_key: Arc<str>,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// Kafka timestamp (ms).
+    pub kafka_ts: Option<i64>,
+    /// Service date, when known (duplicates).
+    pub service_date: Option<NaiveDate>,
+    /// Rule.
+    pub rule: &'static str,
+    /// Explanation.
+    pub message: String,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Figures of a standard run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StandardReport {
+    /// Run id.
+    pub run_id: String,
+    /// Manifest version committed (none if nothing to do).
+    pub version: Option<u64>,
+    /// Raw objects converted.
+    pub raw_objects: u64,
+    /// Raw objects that could not be read (see errors).
+    pub raw_objects_failed: u64,
+    /// Records in those objects.
+    pub records_in: u64,
+    /// Rows added to `breadcrumbs`.
+    pub rows_written: u64,
+    /// Records added to `rejects`.
+    pub rejects: u64,
+    /// Rejects by rule.
+    pub rejects_by_rule: BTreeMap<String, u64>,
+    /// Soft flags on the new rows, by rule.
+    pub flags_by_rule: BTreeMap<String, u64>,
+    /// How records were encoded.
+    pub encodings: BTreeMap<String, u64>,
+    /// Sealed raw bytes read.
+    pub bytes_in: u64,
+    /// Parquet bytes written.
+    pub bytes_out: u64,
+    /// Parquet files written.
+    pub files_written: u64,
+    /// Service dates rewritten.
+    pub service_dates: Vec<String>,
+    /// Live files in `breadcrumbs` after the run.
+    pub live_files: u64,
+    /// Wall time.
+    pub duration_s: f64,
+    /// Raw objects that failed, with the reason.
+    pub errors: Vec<String>,
+}
+
+impl StandardReport {
+    /// Human summary.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "standard run {}: {} raw objects, {} records → {} rows + {} rejects; {:.1} MB in → {:.1} MB Parquet in {} files ({} service dates), {:.2}s{}\n",
+            self.run_id,
+            self.raw_objects,
+            self.records_in,
+            self.rows_written,
+            self.rejects,
+            self.bytes_in as f64 / 1e6,
+            self.bytes_out as f64 / 1e6,
+            self.files_written,
+            self.service_dates.len(),
+            self.duration_s,
+            self.version.map(|v| format!(", committed version {v}")).unwrap_or_else(|| ", nothing to commit".into())
+        );
+        for (r, n) in &self.rejects_by_rule {
+            s.push_str(&format!("  reject {r}: {n}\n"));
+        }
+        for (r, n) in &self.flags_by_rule {
+            s.push_str(&format!("  flag   {r}: {n}\n"));
+        }
+        for e in &self.errors {
+            s.push_str(&format!("  ERROR {e}\n"));
+        }
+        s
+    }
+}
+
+/// Schema of `breadcrumbs` files (`service_date` lives in the hive path).
+pub fn breadcrumbs_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        let utc: Arc<str> = Arc::from("UTC");
+        Arc::new(Schema::new(vec![
+            Field::new("trip_id", DataType::Int64, false),
+            Field::new("stop_event_id", DataType::Int64, true),
+            Field::new("vehicle_id", DataType::Int64, false),
+            Field::new("act_time", DataType::Int32, false),
+            Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, Some(utc.clone())), false),
+            Field::new("meters", DataType::Int64, true),
+            Field::new("latitude", DataType::Float64, true),
+            Field::new("longitude", DataType::Float64, true),
+            Field::new("satellites", DataType::Int32, true),
+            Field::new("hdop", DataType::Float64, true),
+            Field::new("velocity", DataType::Float64, true),
+            Field::new("direction", DataType::Float64, true),
+            Field::new("radio_quality", DataType::Float64, true),
+            Field::new("schedule_deviation", DataType::Int64, true),
+            Field::new("quality_flags", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+            Field::new("extra", DataType::Utf8, true),
+            Field::new("encoding", DataType::Utf8, false),
+            Field::new("kafka_topic", DataType::Utf8, false),
+            Field::new("kafka_partition", DataType::Int32, false),
+            Field::new("kafka_offset", DataType::Int64, false),
+            Field::new("kafka_timestamp", DataType::Timestamp(TimeUnit::Millisecond, Some(utc)), true),
+            Field::new("raw_key", DataType::Utf8, false),
+        ]))
+    })
+    .clone()
+}
+
+/// Schema of `rejects` files.
+pub fn rejects_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("raw_key", DataType::Utf8, false),
+            Field::new("kafka_topic", DataType::Utf8, false),
+            Field::new("kafka_partition", DataType::Int32, false),
+            Field::new("kafka_offset", DataType::Int64, false),
+            Field::new("kafka_timestamp", DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("UTC"))), true),
+            Field::new("service_date", DataType::Date32, true),
+            Field::new("rule", DataType::Utf8, false),
+            Field::new("message", DataType::Utf8, false),
+            Field::new("payload", DataType::Utf8, false),
+            Field::new("payload_is_utf8", DataType::Boolean, false),
+        ]))
+    })
+    .clone()
+}
+
+fn pq_err(what: &str, e: impl std::fmt::Display) -> StandardError {
+    StandardError::Parquet { what: what.into(), reason: e.to_string() }
+}
+
+/// Builds a `breadcrumbs` batch from rows.
+pub fn rows_to_batch(rows: &[Row]) -> Result<RecordBatch, StandardError> {
+    let mut flags = ListBuilder::new(StringBuilder::new());
+    for r in rows {
+        for f in &r.bc.flags {
+            flags.values().append_value(f);
+        }
+        flags.append(true);
+    }
+    let i64s = |f: &dyn Fn(&Row) -> Option<i64>| Arc::new(rows.iter().map(f).collect::<Int64Array>()) as ArrayRef;
+    let f64s = |f: &dyn Fn(&Row) -> Option<f64>| Arc::new(rows.iter().map(f).collect::<Float64Array>()) as ArrayRef;
+    let strs = |f: &dyn Fn(&Row) -> Option<&str>| Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef;
+    let cols: Vec<ArrayRef> = vec![
+        i64s(&|r| Some(r.bc.trip_id)),
+        i64s(&|r| r.bc.stop_event_id),
+        i64s(&|r| Some(r.bc.vehicle_id)),
+        Arc::new(rows.iter().map(|r| Some(r.bc.act_time)).collect::<Int32Array>()),
+        Arc::new(rows.iter().map(|r| Some(r.bc.event_time_us)).collect::<TimestampMicrosecondArray>().with_timezone("UTC")),
+        i64s(&|r| r.bc.meters),
+        f64s(&|r| r.bc.latitude),
+        f64s(&|r| r.bc.longitude),
+        Arc::new(rows.iter().map(|r| r.bc.satellites).collect::<Int32Array>()),
+        f64s(&|r| r.bc.hdop),
+        f64s(&|r| r.bc.velocity),
+        f64s(&|r| r.bc.direction),
+        f64s(&|r| r.bc.radio_quality),
+        i64s(&|r| r.bc.schedule_deviation),
+        Arc::new(flags.finish()),
+        strs(&|r| r.bc.extra.as_deref()),
+        strs(&|r| Some(r.bc.encoding.as_str())),
+        strs(&|r| Some(&r.topic)),
+        Arc::new(rows.iter().map(|r| Some(r.partition)).collect::<Int32Array>()),
+        i64s(&|r| Some(r.offset)),
+        Arc::new(rows.iter().map(|r| r.kafka_ts).collect::<TimestampMillisecondArray>().with_timezone("UTC")),
+        strs(&|r| Some(&r.raw_key)),
+    ];
+    // The flags list field must match the schema's exactly.
+    let schema = breadcrumbs_schema();
+    let cols = cols
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { arrow::compute::cast(&c, f.data_type()) })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pq_err("building breadcrumbs batch", e))?;
+    RecordBatch::try_new(schema, cols).map_err(|e| pq_err("building breadcrumbs batch", e))
+}
+
+fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T, StandardError> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| pq_err("reading standard file", format!("column {name} missing or of the wrong type")))
+}
+
+/// Reads rows back from a `breadcrumbs` batch of the given service date.
+pub fn rows_from_batch(b: &RecordBatch, service_date: NaiveDate) -> Result<Vec<Row>, StandardError> {
+    let i64c = |n: &str| col::<Int64Array>(b, n);
+    let f64c = |n: &str| col::<Float64Array>(b, n);
+    let (trip, stop, veh, meters, sched, off) = (i64c("trip_id")?, i64c("stop_event_id")?, i64c("vehicle_id")?, i64c("meters")?, i64c("schedule_deviation")?, i64c("kafka_offset")?);
+    let (lat, lon, hdop, vel, dir, radio) = (f64c("latitude")?, f64c("longitude")?, f64c("hdop")?, f64c("velocity")?, f64c("direction")?, f64c("radio_quality")?);
+    let act = col::<Int32Array>(b, "act_time")?;
+    let sats = col::<Int32Array>(b, "satellites")?;
+    let part = col::<Int32Array>(b, "kafka_partition")?;
+    let et = col::<TimestampMicrosecondArray>(b, "event_time")?;
+    let kts = col::<TimestampMillisecondArray>(b, "kafka_timestamp")?;
+    let flags = col::<ListArray>(b, "quality_flags")?;
+    let (extra, enc, topic, raw) = (col::<StringArray>(b, "extra")?, col::<StringArray>(b, "encoding")?, col::<StringArray>(b, "kafka_topic")?, col::<StringArray>(b, "raw_key")?);
+    let opt_i = |a: &Int64Array, i| (!a.is_null(i)).then(|| a.value(i));
+    let opt_f = |a: &Float64Array, i| (!a.is_null(i)).then(|| a.value(i));
+    let mut interned: HashMap<String, Arc<str>> = HashMap::new();
+    let mut intern = |s: &str| interned.entry(s.to_string()).or_insert_with(|| Arc::from(s)).clone();
+    let mut out = Vec::with_capacity(b.num_rows());
+    for i in 0..b.num_rows() {
+        let fl = flags.value(i);
+        let fl = fl.as_any().downcast_ref::<StringArray>().ok_or_else(|| pq_err("reading standard file", "quality_flags is not a list of strings"))?;
+        let flags: Vec<&'static str> = fl.iter().flatten().filter_map(|f| rules::SOFT.iter().find(|r| **r == f).copied()).collect();
+        out.push(Row {
+            bc: Breadcrumb {
+                trip_id: trip.value(i),
+                stop_event_id: opt_i(stop, i),
+                vehicle_id: veh.value(i),
+                service_date,
+                act_time: act.value(i),
+                event_time_us: et.value(i),
+                meters: opt_i(meters, i),
+                latitude: opt_f(lat, i),
+                longitude: opt_f(lon, i),
+                satellites: (!sats.is_null(i)).then(|| sats.value(i)),
+                hdop: opt_f(hdop, i),
+                velocity: opt_f(vel, i),
+                direction: opt_f(dir, i),
+                radio_quality: opt_f(radio, i),
+                schedule_deviation: opt_i(sched, i),
+                flags,
+                extra: (!extra.is_null(i)).then(|| extra.value(i).to_string()),
+                encoding: enc.value(i).to_string(),
+            },
+            topic: intern(topic.value(i)),
+            raw_key: intern(raw.value(i)),
+            partition: part.value(i),
+            offset: off.value(i),
+            kafka_ts: (!kts.is_null(i)).then(|| kts.value(i)),
+        });
+    }
+    Ok(out)
+}
+
+/// Builds a `rejects` batch.
+pub fn rejects_to_batch(rows: &[RejectRow]) -> Result<RecordBatch, StandardError> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(rows.iter().map(|r| Some(&*r.raw_key)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(&*r.topic)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(r.partition)).collect::<Int32Array>()),
+        Arc::new(rows.iter().map(|r| Some(r.offset)).collect::<Int64Array>()),
+        Arc::new(rows.iter().map(|r| r.kafka_ts).collect::<TimestampMillisecondArray>().with_timezone("UTC")),
+        Arc::new(rows.iter().map(|r| r.service_date.map(|d| (d - epoch).num_days() as i32)).collect::<Date32Array>()),
+        Arc::new(rows.iter().map(|r| Some(r.rule)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(r.message.as_str())).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(String::from_utf8_lossy(&r.payload).into_owned())).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(std::str::from_utf8(&r.payload).is_ok())).collect::<BooleanArray>()),
+    ];
+    RecordBatch::try_new(rejects_schema(), cols).map_err(|e| pq_err("building rejects batch", e))
+}
+
+/// Parquet writer settings: zstd, page-level statistics and page index, sorted by vehicle,
+/// trip and time so that one vehicle or one trip is a narrow range of pages.
+pub fn writer_props(zstd_level: i32, row_group_rows: usize, sorted: bool) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(16 * 1024)
+        .set_write_batch_size(4096)
+        .set_created_by(format!("etl {}", env!("CARGO_PKG_VERSION")));
+    if sorted {
+        b = b.set_sorting_columns(Some(vec![
+            SortingColumn { column_idx: 2, descending: false, nulls_first: false },
+            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
+            SortingColumn { column_idx: 3, descending: false, nulls_first: false },
+        ]));
+    }
+    b.build()
+}
+
+/// Encodes one batch as a Parquet file.
+pub fn write_parquet(batch: &RecordBatch, props: WriterProperties) -> Result<Vec<u8>, StandardError> {
+    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 8 + 1024);
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(|e| pq_err("parquet writer", e))?;
+    w.write(batch).map_err(|e| pq_err("parquet write", e))?;
+    w.close().map_err(|e| pq_err("parquet close", e))?;
+    Ok(buf)
+}
+
+/// Decodes a whole Parquet file.
+pub fn read_parquet(bytes: Bytes, what: &str) -> Result<Vec<RecordBatch>, StandardError> {
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| pq_err(what, e))?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| pq_err(what, e))?;
+    r.collect::<Result<Vec<_>, _>>().map_err(|e| pq_err(what, e))
+}
+
+/// Converts one opened raw object into rows and rejects.
+pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> (Vec<Row>, Vec<RejectRow>) {
+    let raw_key: Arc<str> = Arc::from(o.key.as_str());
+    let mut rows = Vec::with_capacity(o.frames.len());
+    let mut rejects = Vec::new();
+    for f in &o.frames {
+        let payload = &o.plaintext[f.payload.clone()];
+        match breadcrumb::parse(payload) {
+            Ok(bc) => rows.push(Row { bc, topic: topic.clone(), raw_key: raw_key.clone(), partition: f.partition, offset: f.offset, kafka_ts: f.timestamp }),
+            Err(rj) => rejects.push(RejectRow {
+                topic: topic.clone(),
+                raw_key: raw_key.clone(),
+                partition: f.partition,
+                offset: f.offset,
+                kafka_ts: f.timestamp,
+                service_date: None,
+                rule: rj.rule,
+                message: rj.message,
+                payload: payload.to_vec(),
+            }),
+        }
+    }
+    (rows, rejects)
+}
+
+fn content_hash(bc: &Breadcrumb) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (bc.trip_id, bc.stop_event_id, bc.meters, bc.satellites, bc.schedule_deviation, &bc.extra).hash(&mut h);
+    for f in [bc.latitude, bc.longitude, bc.hdop, bc.velocity, bc.direction, bc.radio_quality] {
+        f.map(f64::to_bits).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Merges new rows into a service date's existing rows: duplicate readings (same vehicle,
+/// act_time and values) keep the existing / lowest-lineage copy and send the others to rejects;
+/// rows are sorted by vehicle, trip, act_time, lineage; per-trip flags are recomputed.
+pub fn merge_date(existing: Vec<Row>, mut new: Vec<Row>, date: NaiveDate) -> (Vec<Row>, Vec<RejectRow>) {
+    new.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    let mut seen: HashMap<(i64, i32, u64), (Arc<str>, i32, i64)> = HashMap::with_capacity(existing.len() + new.len());
+    let mut rows = existing;
+    for r in &rows {
+        seen.entry((r.bc.vehicle_id, r.bc.act_time, content_hash(&r.bc))).or_insert_with(|| (r.topic.clone(), r.partition, r.offset));
+    }
+    let mut dups = Vec::new();
+    for r in new {
+        let key = (r.bc.vehicle_id, r.bc.act_time, content_hash(&r.bc));
+        match seen.get(&key) {
+            Some(first) => dups.push(RejectRow {
+                message: format!(
+                    "same vehicle {}, service date {date}, act_time {} and values as {} partition {} offset {}",
+                    r.bc.vehicle_id, r.bc.act_time, first.0, first.1, first.2
+                ),
+                topic: r.topic.clone(),
+                raw_key: r.raw_key.clone(),
+                partition: r.partition,
+                offset: r.offset,
+                kafka_ts: r.kafka_ts,
+                service_date: Some(date),
+                rule: rules::DUPLICATE,
+                payload: serde_json::to_vec(&row_json(&r)).unwrap_or_default(),
+            }),
+            None => {
+                seen.insert(key, (r.topic.clone(), r.partition, r.offset));
+                rows.push(r);
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        (a.bc.vehicle_id, a.bc.trip_id, a.bc.act_time, &a.topic, a.partition, a.offset).cmp(&(b.bc.vehicle_id, b.bc.trip_id, b.bc.act_time, &b.topic, b.partition, b.offset))
+    });
+    // METERS going backwards within a trip (ordered by time).
+    let mut prev: Option<(i64, i64, i64)> = None; // (vehicle, trip, meters)
+    for r in rows.iter_mut() {
+        r.bc.flags.retain(|f| *f != rules::METERS_BACKWARDS);
+        if let Some(m) = r.bc.meters {
+            if let Some((v, t, pm)) = prev {
+                if v == r.bc.vehicle_id && t == r.bc.trip_id && m < pm {
+                    r.bc.flags.push(rules::METERS_BACKWARDS);
+                }
+            }
+            prev = Some((r.bc.vehicle_id, r.bc.trip_id, m));
+        } else if prev.is_some_and(|(v, t, _)| v != r.bc.vehicle_id || t != r.bc.trip_id) {
+            prev = None;
+        }
+    }
+    (rows, dups)
+}
+
+/// The typed values of a row as JSON (payload of a `duplicate` reject).
+fn row_json(r: &Row) -> serde_json::Value {
+    serde_json::json!({
+        "EVENT_NO_TRIP": r.bc.trip_id, "EVENT_NO_STOP": r.bc.stop_event_id, "VEHICLE_ID": r.bc.vehicle_id,
+        "OPD_DATE": r.bc.service_date.to_string(), "ACT_TIME": r.bc.act_time, "METERS": r.bc.meters,
+        "GPS_LATITUDE": r.bc.latitude, "GPS_LONGITUDE": r.bc.longitude, "GPS_SATELLITES": r.bc.satellites, "GPS_HDOP": r.bc.hdop,
+    })
+}
+
+fn new_run_id() -> String {
+    use rand::Rng;
+    format!("{:012x}", rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff)
+}
+
+/// Runs `etl standard` (retrying when a concurrent run commits first).
+pub async fn run(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, StandardError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match run_once(cfg, lake).await {
+            Err(StandardError::Table(TableError::Conflict { .. })) if attempt < 5 => {
+                tracing::warn!("a concurrent standard run committed first; retrying");
+                continue;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, StandardError> {
+    let started = Instant::now();
+    let run_id = new_run_id();
+    let layer = Layer::new(lake.clone(), "standard");
+    let parent = layer.recover(&["breadcrumbs", "rejects"]).await?;
+    let version = parent.as_ref().map_or(1, |m| m.version + 1);
+    let mut report = StandardReport { run_id: run_id.clone(), ..Default::default() };
+
+    let prefix = match &cfg.topic {
+        Some(t) => format!("raw/{t}/partition="),
+        None => "raw/".to_string(),
+    };
+    let consumed = parent.as_ref().map(|m| &m.consumed);
+    let mut pending: Vec<String> = list_objects(lake, &prefix)
+        .await?
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| consumed.is_none_or(|c| !c.contains_key(k)))
+        .collect();
+    if let Some(n) = cfg.max_objects {
+        pending.truncate(n);
+    }
+    if pending.is_empty() {
+        report.live_files = parent.as_ref().and_then(|m| m.tables.get("breadcrumbs")).map_or(0, |v| v.len() as u64);
+        report.duration_s = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+
+    // ---- decode and parse, in parallel ----
+    let mut by_date: BTreeMap<NaiveDate, Vec<Row>> = BTreeMap::new();
+    let mut rejects: Vec<RejectRow> = Vec::new();
+    let mut consumed_now: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new(); // records, rows, rejects
+    let mut stream = futures::stream::iter(pending.iter().map(|k| {
+        let pk = cfg.private_key.clone();
+        async move {
+            let o = fetch_object(lake, k, pk).await;
+            let k2 = k.clone();
+            match o {
+                Ok(o) => {
+                    let bytes = o.sealed_bytes;
+                    let topic: Arc<str> = Arc::from(k.strip_prefix("raw/").and_then(|r| r.split('/').next()).unwrap_or(""));
+                    let (rows, rj) = tokio::task::spawn_blocking(move || convert_object(&o, &topic)).await.unwrap_or_default();
+                    (k2, Ok((rows, rj, bytes)))
+                }
+                Err(e) => (k2, Err(e)),
+            }
+        }
+    }))
+    .buffered(crate::parallelism() + 1);
+    while let Some((key, r)) = stream.next().await {
+        match r {
+            Ok((rows, rj, bytes)) => {
+                report.raw_objects += 1;
+                report.bytes_in += bytes;
+                consumed_now.insert(key, ((rows.len() + rj.len()) as u64, rows.len() as u64, rj.len() as u64));
+                for r in rows {
+                    by_date.entry(r.bc.service_date).or_default().push(r);
+                }
+                rejects.extend(rj);
+            }
+            Err(e) => {
+                report.raw_objects_failed += 1;
+                report.errors.push(match e {
+                    ReadError::Envelope { .. } | ReadError::Content { .. } => e.to_string(),
+                    other => format!("{key}: {other}"),
+                });
+            }
+        }
+    }
+    report.records_in = consumed_now.values().map(|c| c.0).sum();
+    if consumed_now.is_empty() {
+        report.duration_s = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+
+    // ---- merge each touched service date with its live files, write to staging ----
+    let mut tables: BTreeMap<String, Vec<DataFile>> = parent.as_ref().map(|m| m.tables.clone()).unwrap_or_default();
+    let live_bc = tables.remove("breadcrumbs").unwrap_or_default();
+    let mut new_bc: Vec<DataFile> = Vec::new();
+    let mut staged: BTreeMap<String, String> = BTreeMap::new();
+    let staging = layer.staging(&run_id);
+    let touched: std::collections::BTreeSet<String> = by_date.keys().map(|d| format!("service_date={d}")).collect();
+    let mut kept_bc: Vec<DataFile> = live_bc.iter().filter(|f| !touched.contains(&f.partition)).cloned().collect();
+    for (date, rows) in by_date {
+        let part = format!("service_date={date}");
+        let mut existing = Vec::new();
+        for f in live_bc.iter().filter(|f| f.partition == part) {
+            let bytes = lake.get(&f.path).await?;
+            let p = f.path.clone();
+            let batches = tokio::task::spawn_blocking(move || read_parquet(bytes, &p)).await.map_err(|e| pq_err("reader", e))??;
+            for b in &batches {
+                existing.extend(rows_from_batch(b, date)?);
+            }
+        }
+        let before = existing.len();
+        for r in &rows {
+            for f in &r.bc.flags {
+                *report.flags_by_rule.entry(f.to_string()).or_default() += 1;
+            }
+            let enc = r.bc.encoding.clone();
+            *report.encodings.entry(enc).or_default() += 1;
+        }
+        let (merged, dups) = tokio::task::spawn_blocking(move || merge_date(existing, rows, date)).await.map_err(|e| pq_err("merge", e))?;
+        // meters_backwards depends on neighbours, so it is counted after the merge (new rows only).
+        let backwards = merged.iter().filter(|r| r.bc.flags.contains(&rules::METERS_BACKWARDS) && consumed_now.contains_key(&*r.raw_key)).count() as u64;
+        *report.flags_by_rule.entry(rules::METERS_BACKWARDS.to_string()).or_default() += backwards;
+        report.rows_written += (merged.len() - before) as u64;
+        for d in &dups {
+            if let Some(c) = consumed_now.get_mut(&*d.raw_key) {
+                c.1 = c.1.saturating_sub(1);
+                c.2 += 1;
+            }
+        }
+        rejects.extend(dups);
+        for (n, chunk) in merged.chunks(cfg.file_rows.max(1)).enumerate() {
+            let chunk = chunk.to_vec();
+            let (zl, rg) = (cfg.zstd_level, cfg.row_group_rows);
+            let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, StandardError> { write_parquet(&rows_to_batch(&chunk)?, writer_props(zl, rg, true)) })
+                .await
+                .map_err(|e| pq_err("writer", e))??;
+            let name = format!("part-{version:06}-{run_id}-{n:03}.parquet");
+            let final_key = format!("standard/breadcrumbs/{part}/{name}");
+            let staged_key = format!("{staging}/breadcrumbs/{part}/{name}");
+            let size = bytes.len() as u64;
+            lake.put_create(&staged_key, Bytes::from(bytes)).await?;
+            report.bytes_out += size;
+            report.files_written += 1;
+            new_bc.push(DataFile { path: final_key.clone(), partition: part.clone(), rows: chunk_len(&merged, n, cfg.file_rows), bytes: size });
+            staged.insert(staged_key, final_key);
+        }
+        report.service_dates.push(date.to_string());
+    }
+    report.flags_by_rule.retain(|_, n| *n > 0);
+
+    if !rejects.is_empty() {
+        rejects.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+        for r in &rejects {
+            *report.rejects_by_rule.entry(r.rule.to_string()).or_default() += 1;
+        }
+        report.rejects = rejects.len() as u64;
+        let batch = rejects_to_batch(&rejects)?;
+        let zl = cfg.zstd_level;
+        let bytes = tokio::task::spawn_blocking(move || write_parquet(&batch, writer_props(zl, 1 << 20, false))).await.map_err(|e| pq_err("writer", e))??;
+        let name = format!("part-{version:06}-{run_id}.parquet");
+        let final_key = format!("standard/rejects/{name}");
+        let staged_key = format!("{staging}/rejects/{name}");
+        let size = bytes.len() as u64;
+        lake.put_create(&staged_key, Bytes::from(bytes)).await?;
+        report.bytes_out += size;
+        report.files_written += 1;
+        tables.entry("rejects".into()).or_default().push(DataFile { path: final_key.clone(), partition: String::new(), rows: rejects.len() as u64, bytes: size });
+        staged.insert(staged_key, final_key);
+    }
+    kept_bc.extend(new_bc);
+    kept_bc.sort_by(|a, b| a.path.cmp(&b.path));
+    report.live_files = kept_bc.len() as u64;
+    tables.insert("breadcrumbs".into(), kept_bc);
+
+    let mut consumed_all = parent.as_ref().map(|m| m.consumed.clone()).unwrap_or_default();
+    for (k, (records, rows, rj)) in consumed_now {
+        consumed_all.insert(k, serde_json::json!({"records": records, "rows": rows, "rejects": rj}));
+    }
+    report.version = Some(version);
+    report.duration_s = started.elapsed().as_secs_f64();
+    let manifest = Manifest {
+        version,
+        run_id: run_id.clone(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        consumed: consumed_all,
+        tables,
+        staged,
+        report: serde_json::to_value(&report).unwrap_or_default(),
+    };
+    crate::fault::point("before-commit");
+    if let Err(e) = layer.commit(parent.as_ref(), &manifest).await {
+        let _ = layer.discard_staging(&run_id).await;
+        return Err(e.into());
+    }
+    report.duration_s = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn chunk_len(all: &[Row], n: usize, size: usize) -> u64 {
+    let size = size.max(1);
+    all.len().saturating_sub(n * size).min(size) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(vehicle: i64, trip: i64, act: i32, meters: i64, partition: i32, offset: i64) -> Row {
+        let payload = format!(
+            r#"{{"EVENT_NO_TRIP":{trip},"VEHICLE_ID":{vehicle},"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":{act},"METERS":{meters},"GPS_LATITUDE":45.5,"GPS_LONGITUDE":-122.6}}"#
+        );
+        Row { bc: breadcrumb::parse(payload.as_bytes()).unwrap(), topic: Arc::from("t"), raw_key: Arc::from("raw/t/x"), partition, offset, kafka_ts: Some(1) }
+    }
+
+    #[test]
+    fn merge_dedups_sorts_and_flags_backwards_meters() {
+        let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
+        let existing = vec![row(2, 10, 100, 50, 0, 0)];
+        let new = vec![row(2, 10, 105, 40, 0, 3), row(1, 5, 100, 10, 0, 2), row(2, 10, 100, 50, 1, 7), row(2, 10, 100, 50, 0, 1)];
+        let (rows, dups) = merge_date(existing, new, d);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(dups.len(), 2);
+        assert!(dups.iter().all(|r| r.rule == rules::DUPLICATE && r.service_date == Some(d)));
+        assert_eq!(rows.iter().map(|r| (r.bc.vehicle_id, r.bc.act_time)).collect::<Vec<_>>(), vec![(1, 100), (2, 100), (2, 105)]);
+        assert_eq!(rows[2].bc.flags, vec![rules::METERS_BACKWARDS]);
+        assert!(rows[1].bc.flags.is_empty());
+        // Idempotent: merging again changes nothing.
+        let (again, none) = merge_date(rows.clone(), vec![], d);
+        assert_eq!(again, rows);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn batches_roundtrip_through_parquet() {
+        let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
+        let mut r = row(7, 8, 9, 10, 1, 2);
+        r.bc.flags = vec![rules::HDOP_HIGH, rules::SATELLITES];
+        r.bc.extra = Some("{\"X\":1}".into());
+        let rows = vec![r, row(7, 8, 10, 11, 1, 3)];
+        let bytes = write_parquet(&rows_to_batch(&rows).unwrap(), writer_props(3, 1024, true)).unwrap();
+        let back: Vec<Row> = read_parquet(Bytes::from(bytes), "t").unwrap().iter().flat_map(|b| rows_from_batch(b, d).unwrap()).collect();
+        assert_eq!(back, rows);
+        let rj = vec![RejectRow { topic: Arc::from("t"), raw_key: Arc::from("k"), partition: 0, offset: 1, kafka_ts: None, service_date: None, rule: rules::EMPTY, message: "m".into(), payload: vec![0xff] }];
+        let b = rejects_to_batch(&rj).unwrap();
+        assert_eq!(b.num_rows(), 1);
+    }
+}

@@ -1,0 +1,324 @@
+//! `etl standard` end to end: real samples through a real broker, every encoding and kind of
+//! garbage, crash safety, and other engines (DuckDB, pyarrow) reading the result.
+
+use crate::common::*;
+use arrow::array::AsArray;
+use etl::standard::{read_parquet, rows_from_batch, Row};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn std_ok(lake: &str, private: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["standard", "--lake", lake, "--private-key", private.to_str().unwrap(), "--format", "json"];
+    args.extend(extra);
+    serde_json::from_str(&etl_ok(&args)).unwrap()
+}
+
+/// Live breadcrumbs rows and reject (topic, partition, offset, rule) of a lake, through the manifest.
+async fn read_layer(lake: &str) -> (Vec<Row>, Vec<(String, i32, i64, String, String)>) {
+    let l = etl::lake::Lake::open(lake).unwrap();
+    let m = etl::table::Layer::new(l.clone(), "standard").latest().await.unwrap().expect("no standard manifest");
+    let mut rows = Vec::new();
+    for f in &m.tables["breadcrumbs"] {
+        let date = chrono::NaiveDate::parse_from_str(f.partition.strip_prefix("service_date=").unwrap(), "%Y-%m-%d").unwrap();
+        for b in read_parquet(l.get(&f.path).await.unwrap(), &f.path).unwrap() {
+            rows.extend(rows_from_batch(&b, date).unwrap());
+        }
+    }
+    let mut rejects = Vec::new();
+    for f in m.tables.get("rejects").into_iter().flatten() {
+        for b in read_parquet(l.get(&f.path).await.unwrap(), &f.path).unwrap() {
+            let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+            let (t, rule, msg) = (s("kafka_topic"), s("rule"), s("message"));
+            let p = b.column_by_name("kafka_partition").unwrap().as_primitive::<arrow::datatypes::Int32Type>().clone();
+            let o = b.column_by_name("kafka_offset").unwrap().as_primitive::<arrow::datatypes::Int64Type>().clone();
+            for i in 0..b.num_rows() {
+                rejects.push((t.value(i).to_string(), p.value(i), o.value(i), rule.value(i).to_string(), msg.value(i).to_string()));
+            }
+        }
+    }
+    (rows, rejects)
+}
+
+/// Sorted, comparable form of a table's rows.
+fn row_set(rows: &[Row]) -> Vec<String> {
+    let mut v: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
+    v.sort();
+    v
+}
+
+/// Python from `scripts/pyenv.sh` (DuckDB + pyarrow from PyPI).
+pub fn python() -> std::path::PathBuf {
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyenv.sh")).stderr(Stdio::inherit()).output().unwrap();
+    assert!(out.status.success(), "scripts/pyenv.sh failed");
+    std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Runs a Python snippet with `args` in sys.argv[1:]; returns its stdout parsed as JSON.
+pub fn py_json(code: &str, args: &[&str]) -> serde_json::Value {
+    let o = Command::new(python()).arg("-c").arg(code).args(args).output().unwrap();
+    assert!(o.status.success(), "python failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bad JSON from python ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+async fn samples_lake(topic_prefix: &str) -> (tempfile::TempDir, String, String, u64) {
+    let topic = unique_topic(topic_prefix);
+    create_topic(&topic, 3).await;
+    let sent = produce_samples(&topic);
+    let (pubk, _) = keys();
+    let d = tempfile::tempdir().unwrap();
+    let lake = d.path().join("lake").display().to_string();
+    raw_ok(&topic, &lake, &pubk, &["--object-records", "1500"]);
+    (d, lake, topic, sent)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn samples_balance_per_partition_and_rerun_converts_nothing_twice() {
+    let (_d, lake, topic, sent) = samples_lake("std-books").await;
+    let (_, privk) = keys();
+    let r = std_ok(&lake, &privk, &[]);
+    assert_eq!(r["records_in"].as_u64(), Some(sent));
+    assert_eq!(r["rows_written"].as_u64().unwrap() + r["rejects"].as_u64().unwrap(), sent, "{r}");
+    // The one-trip CSV repeats 161 rows of the full-day CSV: they are duplicates, nothing else is rejected.
+    assert_eq!(r["rejects_by_rule"], serde_json::json!({"duplicate": 161}), "{r}");
+    assert_eq!(r["service_dates"], serde_json::json!(["2022-12-12", "2023-02-15"]));
+
+    // Per partition and in total, reconciled by `etl verify`.
+    let truth = kafka_truth(&topic);
+    let o = etl(&["verify", "--lake", &lake, "--private-key", privk.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let std = &v["standard"];
+    assert_eq!(std["total"]["raw_records"].as_u64(), Some(sent));
+    for p in 0..3 {
+        let in_kafka = truth.keys().filter(|(pp, _)| *pp == p).count() as u64;
+        let b = &std["partitions"][format!("{topic}/{p}")];
+        if in_kafka == 0 {
+            assert!(b.is_null() || b["raw_records"] == 0);
+            continue;
+        }
+        assert_eq!(b["raw_records"].as_u64(), Some(in_kafka), "{std}");
+        assert_eq!(b["rows"].as_u64().unwrap() + b["rejects"].as_u64().unwrap(), in_kafka, "{std}");
+    }
+
+    let (rows, rejects) = read_layer(&lake).await;
+    assert_eq!(rows.len() + rejects.len(), sent as usize);
+    assert!(rejects.iter().all(|r| !r.3.is_empty() && !r.4.is_empty()));
+    // Never both, never twice.
+    let mut ids: Vec<(i32, i64)> = rows.iter().map(|r| (r.partition, r.offset)).chain(rejects.iter().map(|r| (r.1, r.2))).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), sent as usize);
+
+    let before = lake_files(Path::new(&lake));
+    let again = std_ok(&lake, &privk, &[]);
+    assert_eq!(again["raw_objects"].as_u64(), Some(0));
+    assert!(again["version"].is_null());
+    assert_eq!(lake_files(Path::new(&lake)), before, "a rerun with nothing new changed the lake");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_batches_compact_into_one_file_per_date_with_identical_contents() {
+    let (d, lake, _topic, _) = samples_lake("std-compact").await;
+    let (_, privk) = keys();
+    let other = d.path().join("copy").display().to_string();
+    copy_dir(Path::new(&lake), Path::new(&other));
+    std_ok(&lake, &privk, &[]);
+    let mut runs = 0;
+    loop {
+        let r = std_ok(&other, &privk, &["--max-objects", "1"]);
+        if r["raw_objects"] == 0 {
+            break;
+        }
+        runs += 1;
+        assert!(runs < 50);
+    }
+    assert!(runs >= 4, "expected several one-object runs, got {runs}");
+    let (a, ra) = read_layer(&lake).await;
+    let (b, rb) = read_layer(&other).await;
+    assert_eq!(row_set(&a), row_set(&b));
+    let (mut ra, mut rb) = (ra, rb);
+    ra.sort();
+    rb.sort();
+    assert_eq!(ra.iter().map(|r| (r.1, r.2, &r.3)).collect::<Vec<_>>(), rb.iter().map(|r| (r.1, r.2, &r.3)).collect::<Vec<_>>());
+    // No small-file swamp: exactly one data file per service date, and nothing else in the dirs.
+    let files: Vec<String> = lake_files(Path::new(&other)).into_iter().filter(|f| f.starts_with("standard/breadcrumbs/")).collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(lake_files(Path::new(&other)).iter().all(|f| !f.contains("_staging")));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_standard_then_rerun_gives_identical_tables() {
+    let (d, lake, _topic, _) = samples_lake("std-kill").await;
+    let (_, privk) = keys();
+    let pristine = d.path().join("pristine");
+    copy_dir(Path::new(&lake), &pristine);
+    std_ok(&lake, &privk, &[]);
+    let (want_rows, want_rejects) = read_layer(&lake).await;
+    let want_rejects: Vec<_> = {
+        let mut v: Vec<_> = want_rejects.iter().map(|r| (r.1, r.2, r.3.clone())).collect();
+        v.sort();
+        v
+    };
+    for (i, point) in ["before-commit", "after-commit", "after-publish"].iter().enumerate() {
+        let l = d.path().join(format!("k{i}"));
+        copy_dir(&pristine, &l);
+        let l = l.display().to_string();
+        let args: Vec<String> = ["standard", "--lake", &l, "--private-key", privk.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
+        assert!(kill_at_point(&args, point), "never reached {point}");
+        // Whatever a plain reader lists now is either nothing or a complete version.
+        let listed: Vec<String> = lake_files(Path::new(&l)).into_iter().filter(|f| f.starts_with("standard/breadcrumbs/")).collect();
+        assert!(listed.is_empty() || listed.len() == 2, "after kill at {point}: {listed:?}");
+        std_ok(&l, &privk, &[]);
+        let (rows, rejects) = read_layer(&l).await;
+        let mut rj: Vec<_> = rejects.iter().map(|r| (r.1, r.2, r.3.clone())).collect();
+        rj.sort();
+        assert_eq!(row_set(&rows), row_set(&want_rows), "rows differ after kill at {point}");
+        assert_eq!(rj, want_rejects, "rejects differ after kill at {point}");
+        let files: Vec<String> = lake_files(Path::new(&l)).into_iter().filter(|f| f.starts_with("standard/breadcrumbs/") || f.starts_with("standard/rejects/")).collect();
+        assert_eq!(files.len(), 3, "after kill at {point}: {files:?}");
+        let o = etl(&["verify", "--lake", &l, "--private-key", privk.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // A random-moment kill too.
+    let l = d.path().join("krand");
+    copy_dir(&pristine, &l);
+    let l = l.display().to_string();
+    let mut child = Command::new(etl_bin()).args(["standard", "--lake", &l, "--private-key", privk.to_str().unwrap()]).stdout(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(80));
+    child.kill().unwrap();
+    let _ = child.wait();
+    std_ok(&l, &privk, &[]);
+    assert_eq!(row_set(&read_layer(&l).await.0), row_set(&want_rows));
+}
+
+/// Every encoding seen in the wild, plus garbage: label, payload, expected rule (None = a row).
+fn variety() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
+    let b = |s: &str| s.as_bytes().to_vec();
+    vec![
+        ("numbers", b(r#"{"EVENT_NO_TRIP":218393116,"EVENT_NO_STOP":218393162,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":2901,"METERS":38670,"ACT_TIME":33160,"GPS_LONGITUDE":-122.867367,"GPS_LATITUDE":45.527212,"GPS_SATELLITES":12.0,"GPS_HDOP":0.8}"#), None),
+        ("strings", b(r#"{"EVENT_NO_TRIP":"218393116","EVENT_NO_STOP":"218393163","OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":"2901","METERS":"38675","ACT_TIME":"33175","GPS_LONGITUDE":"-122.86737","GPS_LATITUDE":"45.527258","GPS_SATELLITES":"12","GPS_HDOP":"0.7"}"#), None),
+        ("missing", b(r#"{"EVENT_NO_TRIP":218393116,"EVENT_NO_STOP":null,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":2901,"METERS":"","ACT_TIME":33180,"GPS_LONGITUDE":"","GPS_LATITUDE":null,"GPS_SATELLITES":"","GPS_HDOP":null}"#), None),
+        ("double", serde_json::to_vec(&serde_json::Value::String(r#"{"EVENT_NO_TRIP":218393116,"EVENT_NO_STOP":218393164,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":2901,"METERS":38700,"ACT_TIME":33190,"GPS_LONGITUDE":-122.8674,"GPS_LATITUDE":45.5273,"GPS_SATELLITES":11,"GPS_HDOP":0.9}"#.into())).unwrap(), None),
+        ("old14", b(r#"{"EVENT_NO_TRIP":"152542633","EVENT_NO_STOP":"152542642","OPD_DATE":"14-SEP-20","VEHICLE_ID":"3017","METERS":"1076","ACT_TIME":"21036","VELOCITY":"7","DIRECTION":"185","RADIO_QUALITY":"","GPS_LONGITUDE":"-122.577065","GPS_LATITUDE":"45.548583","GPS_SATELLITES":"11","GPS_HDOP":"0.7","SCHEDULE_DEVIATION":"-105"}"#), None),
+        ("extra", b(r#"{"EVENT_NO_TRIP":1,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":77,"ACT_TIME":1000,"GPS_LONGITUDE":-122.6,"GPS_LATITUDE":45.5,"ROUTE_NUMBER":20,"FOO":"bar"}"#), None),
+        ("dst", b(r#"{"EVENT_NO_TRIP":2,"OPD_DATE":"12-MAR-23","VEHICLE_ID":78,"ACT_TIME":36000,"GPS_LONGITUDE":-122.6,"GPS_LATITUDE":45.5}"#), None),
+        ("past_midnight", b(r#"{"EVENT_NO_TRIP":3,"OPD_DATE":"15FEB2023:00:00:00","VEHICLE_ID":79,"ACT_TIME":90000,"GPS_LONGITUDE":-122.6,"GPS_LATITUDE":45.5}"#), None),
+        ("outside", b(r#"{"EVENT_NO_TRIP":4,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":80,"ACT_TIME":100,"GPS_LONGITUDE":-74.0,"GPS_LATITUDE":40.7,"GPS_HDOP":12.5}"#), None),
+        ("truncated", b(r#"{"EVENT_NO_TRIP":218393116,"EVENT_NO_STOP":2183"#), Some("invalid_json")),
+        ("binary", vec![0x00, 0xff, 0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, b'\n', 0x80], Some("invalid_json")),
+        ("empty", vec![], Some("empty_message")),
+        ("array", b(r#"[{"EVENT_NO_TRIP":1}]"#), Some("not_a_breadcrumb")),
+        ("other_schema", b(r#"{"vehicle_number":"3649","leave_time":"63075","train":"4774","route_number":"47"}"#), Some("not_a_breadcrumb")),
+        ("no_vehicle", b(r#"{"EVENT_NO_TRIP":5,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":100}"#), Some("missing_vehicle_id")),
+        ("no_time", b(r#"{"EVENT_NO_TRIP":5,"VEHICLE_ID":5,"OPD_DATE":"12DEC2022:00:00:00"}"#), Some("bad_act_time")),
+        ("bad_date", b(r#"{"EVENT_NO_TRIP":5,"VEHICLE_ID":5,"OPD_DATE":"sometime","ACT_TIME":100}"#), Some("bad_service_date")),
+        ("dup_of_numbers", b(r#"{"EVENT_NO_TRIP":"218393116","EVENT_NO_STOP":"218393162","OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":"2901","METERS":"38670","ACT_TIME":"33160","GPS_LONGITUDE":"-122.867367","GPS_LATITUDE":"45.527212","GPS_SATELLITES":"12","GPS_HDOP":"0.8"}"#), Some("duplicate")),
+    ]
+}
+
+fn produce_payloads(topic: &str, payloads: &[Vec<u8>]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = rdkafka::config::ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    for pl in payloads {
+        p.send(BaseRecord::<[u8], [u8]>::to(topic).payload(&pl[..]).key(&b"k"[..])).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_encoding_and_every_kind_of_garbage() {
+    let topic = unique_topic("std-variety");
+    create_topic(&topic, 1).await;
+    let cases = variety();
+    produce_payloads(&topic, &cases.iter().map(|c| c.1.clone()).collect::<Vec<_>>());
+    let (pubk, privk) = keys();
+    let d = tempfile::tempdir().unwrap();
+    let lake = d.path().join("lake").display().to_string();
+    raw_ok(&topic, &lake, &pubk, &[]);
+    let r = std_ok(&lake, &privk, &[]);
+    assert_eq!(r["records_in"].as_u64(), Some(cases.len() as u64));
+    let (rows, rejects) = read_layer(&lake).await;
+    for (offset, (label, _, want)) in cases.iter().enumerate() {
+        let offset = offset as i64;
+        let row = rows.iter().find(|r| r.offset == offset);
+        let rej = rejects.iter().find(|r| r.2 == offset);
+        match want {
+            None => assert!(row.is_some() && rej.is_none(), "{label}: expected a row, got reject {rej:?}"),
+            Some(rule) => {
+                assert!(row.is_none(), "{label}: expected reject {rule}, got a row");
+                assert_eq!(rej.map(|r| r.3.as_str()), Some(*rule), "{label}");
+            }
+        }
+    }
+    let by = |o: i64| &rows.iter().find(|r| r.offset == o).unwrap().bc;
+    assert_eq!(by(1).encoding, "json+string_numbers");
+    assert_eq!((by(2).meters, by(2).latitude, by(2).hdop, by(2).stop_event_id), (None, None, None, None));
+    assert!(by(2).flags.contains(&"missing_position"));
+    assert!(by(3).encoding.contains("double_encoded"));
+    assert_eq!((by(4).velocity, by(4).direction, by(4).radio_quality, by(4).schedule_deviation), (Some(7.0), Some(185.0), None, Some(-105)));
+    assert_eq!(by(4).service_date.to_string(), "2020-09-14");
+    let extra: serde_json::Value = serde_json::from_str(by(5).extra.as_deref().unwrap()).unwrap();
+    assert_eq!(extra, serde_json::json!({"ROUTE_NUMBER": 20, "FOO": "bar"}));
+    assert!(by(8).flags.contains(&"outside_service_area") && by(8).flags.contains(&"hdop_high"));
+    // The timestamps, as another engine sees them.
+    let dst = py_json(
+        "import duckdb, sys, json\n\
+         r = duckdb.connect().execute(f\"select vehicle_id, strftime(event_time at time zone 'UTC', '%Y-%m-%dT%H:%M:%SZ') as t, service_date::varchar as d from read_parquet('{sys.argv[1]}/standard/breadcrumbs/**/*.parquet', hive_partitioning=true) where vehicle_id in (78, 79) order by vehicle_id\").fetchall()\n\
+         print(json.dumps(r))",
+        &[&lake],
+    );
+    assert_eq!(dst, serde_json::json!([[78, "2023-03-12T17:00:00Z", "2023-03-12"], [79, "2023-02-16T09:00:00Z", "2023-02-15"]]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duckdb_and_pyarrow_read_the_layer_with_the_right_types_and_sums() {
+    let (_d, lake, _topic, _) = samples_lake("std-engines").await;
+    let (_, privk) = keys();
+    std_ok(&lake, &privk, &[]);
+    let (rows, _) = read_layer(&lake).await;
+    let ours = serde_json::json!([
+        rows.len(),
+        rows.iter().map(|r| r.bc.meters.unwrap_or(0)).sum::<i64>(),
+        rows.iter().map(|r| r.bc.act_time as i64).sum::<i64>(),
+        rows.iter().map(|r| r.bc.event_time_us / 1_000_000).sum::<i64>(),
+        rows.iter().map(|r| r.bc.vehicle_id).collect::<std::collections::BTreeSet<_>>().len(),
+    ]);
+    let duck = py_json(
+        "import duckdb, sys, json\n\
+         p = sys.argv[1] + '/standard/breadcrumbs/**/*.parquet'\n\
+         con = duckdb.connect()\n\
+         r = con.execute(f\"select count(*), sum(coalesce(meters,0)), sum(act_time), sum(epoch(event_time)::bigint), count(distinct vehicle_id) from read_parquet('{p}', hive_partitioning=true)\").fetchall()[0]\n\
+         t = {c[0]: c[1] for c in con.execute(f\"describe select * from read_parquet('{p}', hive_partitioning=true)\").fetchall()}\n\
+         print(json.dumps({'sums': list(r), 'types': t}))",
+        &[&lake],
+    );
+    assert_eq!(duck["sums"], ours);
+    assert_eq!(duck["types"]["event_time"], "TIMESTAMP WITH TIME ZONE");
+    assert_eq!(duck["types"]["service_date"], "DATE");
+    assert_eq!(duck["types"]["vehicle_id"], "BIGINT");
+    assert_eq!(duck["types"]["quality_flags"], "VARCHAR[]");
+    let pa = py_json(
+        "import pyarrow as pa, pyarrow.dataset as ds, sys, json\n\
+         part = ds.partitioning(pa.schema([('service_date', pa.date32())]), flavor='hive')\n\
+         t = ds.dataset(sys.argv[1] + '/standard/breadcrumbs', format='parquet', partitioning=part).to_table()\n\
+         print(json.dumps({'rows': t.num_rows, 'event_time': str(t.schema.field('event_time').type), 'service_date': str(t.schema.field('service_date').type), 'first': str(t.column('event_time')[0])}))",
+        &[&lake],
+    );
+    assert_eq!(pa["rows"].as_u64(), Some(rows.len() as u64));
+    assert_eq!(pa["event_time"], "timestamp[us, tz=UTC]");
+    assert_eq!(pa["service_date"], "date32[day]");
+}
