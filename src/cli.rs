@@ -38,6 +38,10 @@ pub enum Command {
     Raw(RawArgs),
     /// Convert raw objects into validated, typed Parquet (breadcrumbs + rejects).
     Standard(StandardArgs),
+    /// Reduce the standard layer into the archival layer (sampling, thinning, trip summaries).
+    Reduce(ReduceArgs),
+    /// Run SQL over every layer of the lake (DataFusion).
+    Query(QueryArgs),
     /// Decrypt raw objects to NDJSON on stdout.
     Cat(CatArgs),
     /// Check every raw object decrypts, authenticates and that offsets are contiguous.
@@ -164,9 +168,158 @@ pub struct StandardArgs {
     /// zstd level of the Parquet files (1-22). Default 3.
     #[arg(long)]
     pub zstd_level: Option<i32>,
+    /// Rows per Parquet row group (default 131072; smaller = finer pruning, larger files).
+    #[arg(long)]
+    pub row_group_rows: Option<usize>,
     /// Output format of the run report.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+/// `etl reduce`.
+#[derive(Debug, Args)]
+pub struct ReduceArgs {
+    /// Lake URL.
+    #[arg(long, env = "ETL_LAKE")]
+    pub lake: Option<String>,
+    /// Keep this fraction of vehicles (0..1], chosen by a stable hash of the vehicle id and --seed.
+    #[arg(long)]
+    pub vehicle_fraction: Option<f64>,
+    /// Keep this fraction of trips (0..1], chosen by a stable hash of the trip id and --seed.
+    #[arg(long)]
+    pub trip_fraction: Option<f64>,
+    /// Seed of the sampling hash (same seed → same vehicles and trips every day).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep only these vehicles (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub vehicles: Option<Vec<i64>>,
+    /// Keep only these trips (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub trips: Option<Vec<i64>>,
+    /// Thin to one breadcrumb per N seconds per trip (first and last kept). Default 30.
+    #[arg(long, conflicts_with_all = ["simplify_meters", "no_thin"])]
+    pub thin_seconds: Option<u32>,
+    /// Thin by path simplification (Douglas–Peucker) with this tolerance in metres.
+    #[arg(long, conflicts_with = "no_thin")]
+    pub simplify_meters: Option<f64>,
+    /// Keep every breadcrumb of the kept trips.
+    #[arg(long)]
+    pub no_thin: bool,
+    /// Do not write trip summaries.
+    #[arg(long)]
+    pub no_summaries: bool,
+    /// Only archive service dates at least N days old (the rest stays in standard).
+    #[arg(long)]
+    pub older_than_days: Option<u32>,
+    /// Reference date for --older-than-days (default: today, UTC).
+    #[arg(long)]
+    pub as_of: Option<chrono::NaiveDate>,
+    /// zstd level of archive files. Default 19.
+    #[arg(long)]
+    pub zstd_level: Option<i32>,
+    /// Print the report without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `[reduce]` section of etl.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReduceFileConfig {
+    /// Fraction of vehicles.
+    pub vehicle_fraction: Option<f64>,
+    /// Fraction of trips.
+    pub trip_fraction: Option<f64>,
+    /// Sampling seed.
+    pub seed: Option<u64>,
+    /// Vehicles to keep.
+    pub vehicles: Option<Vec<i64>>,
+    /// Trips to keep.
+    pub trips: Option<Vec<i64>>,
+    /// One breadcrumb per N seconds.
+    pub thin_seconds: Option<u32>,
+    /// Douglas–Peucker tolerance (m).
+    pub simplify_meters: Option<f64>,
+    /// Keep every breadcrumb.
+    pub no_thin: Option<bool>,
+    /// Write trip summaries.
+    pub summaries: Option<bool>,
+    /// Minimum age in days.
+    pub older_than_days: Option<u32>,
+    /// zstd level.
+    pub zstd_level: Option<i32>,
+}
+
+impl ReduceArgs {
+    /// Resolves flags and file into a policy plus the lake URL.
+    pub fn resolve(self, file: &FileConfig) -> Result<(crate::reduce::Policy, String, bool), ConfigError> {
+        use crate::reduce::{Policy, Thin};
+        let lake = required(self.lake.or_else(|| file.lake.clone()), "--lake", "ETL_LAKE", "lake")?;
+        let r = &file.reduce;
+        let mut p = Policy::default();
+        p.vehicle_fraction = self.vehicle_fraction.or(r.vehicle_fraction);
+        p.trip_fraction = self.trip_fraction.or(r.trip_fraction);
+        for (what, f) in [("--vehicle-fraction", p.vehicle_fraction), ("--trip-fraction", p.trip_fraction)] {
+            if f.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
+                return Err(ConfigError::Invalid { what: if what == "--vehicle-fraction" { "--vehicle-fraction" } else { "--trip-fraction" }, reason: "must be in (0, 1]".into() });
+            }
+        }
+        p.seed = self.seed.or(r.seed).unwrap_or(0);
+        p.vehicles = self.vehicles.or_else(|| r.vehicles.clone());
+        p.trips = self.trips.or_else(|| r.trips.clone());
+        p.thin = if self.no_thin || (self.thin_seconds.is_none() && self.simplify_meters.is_none() && r.no_thin == Some(true)) {
+            Thin::None
+        } else if let Some(m) = self.simplify_meters.or(if self.thin_seconds.is_none() { r.simplify_meters } else { None }) {
+            if !(m > 0.0) {
+                return Err(ConfigError::Invalid { what: "--simplify-meters", reason: "must be > 0".into() });
+            }
+            Thin::SimplifyMeters(m)
+        } else {
+            let s = self.thin_seconds.or(r.thin_seconds).unwrap_or(30);
+            if s == 0 {
+                return Err(ConfigError::Invalid { what: "--thin-seconds", reason: "must be > 0 (use --no-thin to keep everything)".into() });
+            }
+            Thin::EverySeconds(s)
+        };
+        p.summaries = !self.no_summaries && r.summaries.unwrap_or(true);
+        p.older_than_days = self.older_than_days.or(r.older_than_days);
+        p.as_of = self.as_of;
+        p.zstd_level = self.zstd_level.or(r.zstd_level).unwrap_or(19);
+        if !(1..=22).contains(&p.zstd_level) {
+            return Err(ConfigError::Invalid { what: "zstd level", reason: format!("{} (use 1-22)", p.zstd_level) });
+        }
+        Ok((p, lake, self.dry_run))
+    }
+}
+
+/// `etl query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Lake URL.
+    #[arg(long, env = "ETL_LAKE")]
+    pub lake: Option<String>,
+    /// SQL to run (several statements separated by `;` run in order; the last one is printed).
+    #[arg(conflicts_with_all = ["file", "name"])]
+    pub sql: Option<String>,
+    /// Read the SQL from this file.
+    #[arg(short = 'f', long = "file", conflicts_with = "name")]
+    pub file: Option<PathBuf>,
+    /// Run a named query from sql/ (e.g. `trips_per_vehicle_day`).
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+    /// List the tables and named queries, then exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: crate::query::OutputFormat,
+    /// Write the result to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `etl cat`.
@@ -270,6 +423,9 @@ pub struct FileConfig {
     /// `[standard]` section.
     #[serde(default)]
     pub standard: StandardFileConfig,
+    /// `[reduce]` section.
+    #[serde(default)]
+    pub reduce: ReduceFileConfig,
 }
 
 /// `[standard]` section of etl.toml.
@@ -280,6 +436,8 @@ pub struct StandardFileConfig {
     pub max_objects: Option<usize>,
     /// zstd level.
     pub zstd_level: Option<i32>,
+    /// Rows per Parquet row group.
+    pub row_group_rows: Option<usize>,
 }
 
 /// `[raw]` section of etl.toml.
@@ -383,6 +541,12 @@ impl StandardArgs {
         cfg.topic = self.topic.or_else(|| file.topic.clone());
         cfg.max_objects = self.max_objects.or(file.standard.max_objects);
         cfg.zstd_level = zstd_level;
+        if let Some(n) = self.row_group_rows.or(file.standard.row_group_rows) {
+            if n == 0 {
+                return Err(ConfigError::Invalid { what: "--row-group-rows", reason: "must be > 0".into() });
+            }
+            cfg.row_group_rows = n;
+        }
         Ok((cfg, lake))
     }
 }

@@ -175,8 +175,59 @@ impl Lake {
     }
 }
 
+/// Builds the store a lake URL names. This is the only place that reads the environment.
+///
+/// Credentials and endpoints come from each cloud's usual variables, read by the object_store
+/// builders' `from_env` (so a lake behaves like the cloud's own tooling would):
+///
+/// - `s3://bucket/prefix` (also `s3a://`): `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+///   `AWS_SESSION_TOKEN`, `AWS_REGION` / `AWS_DEFAULT_REGION` (default `us-east-1`),
+///   `AWS_ENDPOINT_URL` / `AWS_ENDPOINT` / `AWS_ENDPOINT_URL_S3` (S3-compatible stores and
+///   emulators), `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` (default `false`: path
+///   style, what emulators and MinIO want), `AWS_CONDITIONAL_PUT` (default `etag`: create-only
+///   puts send `If-None-Match: *`, which S3 honours since 2024-08; `disabled` makes every
+///   create-only put fail), and web-identity / ECS / instance-metadata credentials.
+///   `~/.aws/config` profiles are not read.
+/// - `az://container/prefix` (also `azure://`, `abfs://`): `AZURE_STORAGE_ACCOUNT_NAME`,
+///   `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_SAS_TOKEN`, `AZURE_STORAGE_CLIENT_ID` /
+///   `_SECRET` / `AZURE_STORAGE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE`, managed identity,
+///   `AZURE_STORAGE_ENDPOINT`, `AZURE_ALLOW_HTTP`; `AZURE_STORAGE_USE_EMULATOR=true` targets
+///   Azurite at `AZURITE_BLOB_STORAGE_URL` (default `http://127.0.0.1:10000`) with its
+///   well-known `devstoreaccount1` account and key unless others are given.
+///   `AZURE_STORAGE_CONNECTION_STRING` is not read.
+/// - `gs://bucket/prefix`: `GOOGLE_SERVICE_ACCOUNT` (path of a key file) or
+///   `GOOGLE_SERVICE_ACCOUNT_KEY` (its JSON), else application default credentials
+///   (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's user credentials, the metadata server);
+///   `GOOGLE_BASE_URL`, `GOOGLE_ALLOW_HTTP`. A key JSON may carry `"gcs_base_url"` and
+///   `"disable_oauth": true` for emulators.
+///
+/// Added here, because object_store does not read them:
+///
+/// - an endpoint / base URL that is `http://` (from the variables above, or `gcs_base_url` in
+///   a service-account key) allows plain HTTP, unless `AWS_ALLOW_HTTP` / `AZURE_ALLOW_HTTP` /
+///   `GOOGLE_ALLOW_HTTP` says otherwise — object_store would otherwise refuse the scheme at the
+///   first request;
+/// - `STORAGE_EMULATOR_HOST` (the Google client libraries' emulator switch, `host:port` or a
+///   URL): GCS requests go there over HTTP without OAuth;
+/// - `ETL_STORE_MAX_RETRIES` (default 8): retries of a failed request (5xx, timeouts,
+///   connection errors) with exponential backoff 100 ms → 5 s, at most 120 s in all; `0`
+///   fails at the first error.
 fn build_store(url: &str) -> Result<Arc<dyn ObjectStore>, LakeError> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+    use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
+    use object_store::ClientConfigKey;
+
     let bad = |reason: &str| LakeError::Url { url: url.into(), reason: reason.into() };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let is_http = |u: &Option<String>| u.as_deref().is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("http://"));
+    let retry = || -> Result<object_store::RetryConfig, LakeError> {
+        let max_retries = match env("ETL_STORE_MAX_RETRIES") {
+            None => DEFAULT_MAX_RETRIES,
+            Some(v) => v.trim().parse().map_err(|_| bad(&format!("ETL_STORE_MAX_RETRIES={v:?} is not a number of retries")))?,
+        };
+        Ok(retry_config(max_retries))
+    };
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (s, r),
         None => ("file", url),
@@ -200,54 +251,69 @@ fn build_store(url: &str) -> Result<Arc<dyn ObjectStore>, LakeError> {
             if bucket.is_empty() {
                 return Err(bad("missing bucket"));
             }
-            Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(retry_config())
-                    .build()
-                    .map_err(|e| bad(&e.to_string()))?,
-            )
+            let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry()?);
+            let endpoint = b.get_config_value(&AmazonS3ConfigKey::S3Endpoint).or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
+            if is_http(&endpoint) && env("AWS_ALLOW_HTTP").is_none() {
+                b = b.with_allow_http(true);
+            }
+            Arc::new(b.build().map_err(|e| bad(&e.to_string()))?)
         }
         "gs" => {
             if bucket.is_empty() {
                 return Err(bad("missing bucket"));
             }
-            Arc::new(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(retry_config())
-                    .build()
-                    .map_err(|e| bad(&e.to_string()))?,
-            )
+            let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry()?);
+            let mut base_url = b.get_config_value(&GoogleConfigKey::BaseUrl);
+            if let Some(host) = env("STORAGE_EMULATOR_HOST") {
+                let emulator = if host.contains("://") { host } else { format!("http://{host}") };
+                b = b
+                    .with_base_url(emulator.trim_end_matches('/'))
+                    .with_credentials(Arc::new(object_store::StaticCredentialProvider::new(GcpCredential { bearer: String::new() })));
+                base_url = Some(emulator);
+            }
+            if base_url.is_none() {
+                // An emulator's key JSON names its base URL (object_store reads it at build).
+                let key = b.get_config_value(&GoogleConfigKey::ServiceAccountKey).or_else(|| {
+                    b.get_config_value(&GoogleConfigKey::ServiceAccount).and_then(|path| std::fs::read_to_string(path).ok())
+                });
+                base_url = key
+                    .and_then(|k| serde_json::from_str::<serde_json::Value>(&k).ok())
+                    .and_then(|v| v.get("gcs_base_url").and_then(|u| u.as_str()).map(str::to_string));
+            }
+            if is_http(&base_url) && env("GOOGLE_ALLOW_HTTP").is_none() {
+                b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+            }
+            Arc::new(b.build().map_err(|e| bad(&e.to_string()))?)
         }
         "az" | "azure" | "abfs" => {
             if bucket.is_empty() {
                 return Err(bad("missing container"));
             }
-            Arc::new(
-                object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_container_name(bucket)
-                    .with_retry(retry_config())
-                    .build()
-                    .map_err(|e| bad(&e.to_string()))?,
-            )
+            let mut b = MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry()?);
+            if is_http(&b.get_config_value(&AzureConfigKey::Endpoint)) && env("AZURE_ALLOW_HTTP").is_none() {
+                b = b.with_allow_http(true);
+            }
+            Arc::new(b.build().map_err(|e| bad(&e.to_string()))?)
         }
         other => return Err(bad(&format!("unknown scheme {other:?} (use file://, s3://, gs:// or az://)"))),
     };
     Ok(if prefix.is_empty() { store } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) })
 }
 
+/// Retries of one store request unless `ETL_STORE_MAX_RETRIES` says otherwise.
+const DEFAULT_MAX_RETRIES: usize = 8;
+
 /// Retries with exponential backoff on 5xx, timeouts and connection errors. Safe for create-only
 /// puts: a retried create that actually landed the first time reports `AlreadyExists`, which the
 /// callers treat as "already there".
-fn retry_config() -> object_store::RetryConfig {
+fn retry_config(max_retries: usize) -> object_store::RetryConfig {
     object_store::RetryConfig {
         backoff: object_store::BackoffConfig {
             init_backoff: std::time::Duration::from_millis(100),
             max_backoff: std::time::Duration::from_secs(5),
             base: 2.0,
         },
-        max_retries: std::env::var("ETL_STORE_MAX_RETRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(8),
+        max_retries,
         retry_timeout: std::time::Duration::from_secs(120),
     }
 }
@@ -309,12 +375,179 @@ mod tests {
 
     #[test]
     fn urls_pick_a_backend_or_say_why_not() {
-        assert!(matches!(Lake::open("ftp://x/y"), Err(LakeError::Url { .. })));
-        assert!(matches!(Lake::open("s3://"), Err(LakeError::Url { .. })));
+        for (url, why) in [
+            ("ftp://x/y", "unknown scheme \"ftp\""),
+            ("s3://", "missing bucket"),
+            ("s3a:///prefix", "missing bucket"),
+            ("gs://", "missing bucket"),
+            ("az://", "missing container"),
+            ("abfs:///x", "missing container"),
+            ("file://relative/x", "not a valid file URL"),
+        ] {
+            match Lake::open(url) {
+                Err(e @ LakeError::Url { .. }) => assert!(e.to_string().contains(why), "{url}: {e}"),
+                other => panic!("{url}: expected a URL error, got {other:?}"),
+            }
+        }
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}", dir.path().join("lake").display());
         assert!(Lake::open(&url).is_ok());
         assert!(Lake::open(dir.path().join("plain").to_str().unwrap()).is_ok());
+    }
+
+    // The cloud backends are configured from the environment, so each test below runs its body
+    // in a child process (this test binary, re-run on that one test) with exactly the variables
+    // it names: nothing mutates this process's environment, and whatever store settings the
+    // developer's shell has are not seen. Requests go to 127.0.0.1:1, which refuses at once, so
+    // the error names the URL that would have been used; no network is needed.
+
+    /// True inside the child. In the parent: runs `test` in a child with `vars`, asserts it passed.
+    fn in_child(test: &str, vars: &[(&str, &str)]) -> bool {
+        const MARK: &str = "ETL_LAKE_TEST_CHILD";
+        if std::env::var_os(MARK).is_some() {
+            return true;
+        }
+        let name = format!("{}::{test}", module_path!().split_once("::").map_or(module_path!(), |(_, m)| m));
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"]).env(MARK, "1");
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            let store_var = ["AWS_", "AZURE_", "AZURITE_", "GOOGLE_", "ETL_STORE_"].iter().any(|p| k.starts_with(p))
+                || ["SERVICE_ACCOUNT", "STORAGE_EMULATOR_HOST", "MSI_ENDPOINT", "IDENTITY_ENDPOINT"].contains(&k.as_str());
+            if store_var {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.envs(vars.iter().copied());
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains("1 passed"), "{name} with {vars:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        false
+    }
+
+    /// The error of a create-only put of `key` into `lake` (whose endpoint refuses connections).
+    async fn refused_put(lake: &Lake, key: &str) -> String {
+        let t0 = std::time::Instant::now();
+        let e = lake.put_create(key, Bytes::from_static(b"x")).await.expect_err("the endpoint should refuse");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "took {:?}", t0.elapsed());
+        let e = e.to_string();
+        // "builder error" is reqwest refusing an http:// URL: plain HTTP was not allowed.
+        assert!(e.contains("error sending request") && !e.contains("builder error"), "{e}");
+        e
+    }
+
+    const KEY: &str = "k/v.json";
+
+    #[tokio::test]
+    async fn s3_endpoint_region_credentials_and_retries_come_from_aws_env() {
+        let vars = [
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "eu-west-3"),
+            ("ETL_STORE_MAX_RETRIES", "1"),
+        ];
+        if !in_child("s3_endpoint_region_credentials_and_retries_come_from_aws_env", &vars) {
+            return;
+        }
+        let lake = Lake::open("s3://etl/runs/a/").unwrap();
+        let debug = format!("{:?}", lake.store());
+        assert!(debug.contains("AmazonS3") && debug.contains("region: \"eu-west-3\""), "{debug}");
+        // Create-only puts send If-None-Match: * (object_store 0.13's default).
+        assert!(debug.contains("conditional_put: ETagMatch"), "{debug}");
+        let e = refused_put(&lake, KEY).await;
+        // Path style (bucket in the path, not the host), prefix applied, one retry.
+        assert!(e.contains("PUT http://127.0.0.1:1/etl/runs/a/k/v.json"), "{e}");
+        assert!(e.contains("after 1 retries, max_retries: 1"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn s3_endpoint_alias_and_an_explicit_allow_http_are_respected() {
+        let vars = [("AWS_ENDPOINT", "http://127.0.0.1:1"), ("AWS_ALLOW_HTTP", "false"), ("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        if !in_child("s3_endpoint_alias_and_an_explicit_allow_http_are_respected", &vars) {
+            return;
+        }
+        let lake = Lake::open("s3a://etl").unwrap();
+        let e = lake.put_create(KEY, Bytes::from_static(b"x")).await.unwrap_err().to_string();
+        assert!(e.contains("PUT http://127.0.0.1:1/etl/k/v.json") && e.contains("builder error"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn az_emulator_from_azure_env() {
+        let vars = [("AZURE_STORAGE_USE_EMULATOR", "true"), ("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:1"), ("ETL_STORE_MAX_RETRIES", "0")];
+        if !in_child("az_emulator_from_azure_env", &vars) {
+            return;
+        }
+        let lake = Lake::open("az://etl/runs/b").unwrap();
+        assert!(format!("{:?}", lake.store()).contains("account: \"devstoreaccount1\""), "{:?}", lake.store());
+        let e = refused_put(&lake, KEY).await;
+        assert!(e.contains("PUT http://127.0.0.1:1/devstoreaccount1/etl/runs/b/k/v.json"), "{e}");
+        assert!(!e.contains("retries"), "ETL_STORE_MAX_RETRIES=0 still retried: {e}");
+    }
+
+    #[tokio::test]
+    async fn az_account_key_and_endpoint_from_azure_env() {
+        let key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+        let vars = [
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", key),
+            ("AZURE_STORAGE_ENDPOINT", "http://127.0.0.1:1/acct"),
+            ("ETL_STORE_MAX_RETRIES", "0"),
+        ];
+        if !in_child("az_account_key_and_endpoint_from_azure_env", &vars) {
+            return;
+        }
+        let lake = Lake::open("azure://data/lake").unwrap();
+        let e = refused_put(&lake, KEY).await;
+        assert!(e.contains("PUT http://127.0.0.1:1/acct/data/lake/k/v.json"), "{e}");
+    }
+
+    #[test]
+    fn az_without_an_account_and_bad_retry_settings_are_url_errors() {
+        if !in_child("az_without_an_account_and_bad_retry_settings_are_url_errors", &[]) {
+            return;
+        }
+        let e = Lake::open("az://etl").unwrap_err().to_string();
+        assert!(e.contains("az://etl") && e.to_lowercase().contains("account"), "{e}");
+        // Only this child process (running this one test) sees the change.
+        std::env::set_var("ETL_STORE_MAX_RETRIES", "many");
+        let e = Lake::open("s3://etl").unwrap_err().to_string();
+        assert!(e.contains("ETL_STORE_MAX_RETRIES=\"many\""), "{e}");
+        assert!(Lake::open(tempfile::tempdir().unwrap().path().to_str().unwrap()).is_ok(), "retries do not matter for a directory");
+    }
+
+    #[tokio::test]
+    async fn gs_service_account_key_with_emulator_base_url() {
+        let key = r#"{"gcs_base_url":"http://127.0.0.1:1","disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}"#;
+        let vars = [("GOOGLE_SERVICE_ACCOUNT_KEY", key), ("ETL_STORE_MAX_RETRIES", "0")];
+        if !in_child("gs_service_account_key_with_emulator_base_url", &vars) {
+            return;
+        }
+        let lake = Lake::open("gs://etl/runs/c").unwrap();
+        assert!(format!("{:?}", lake.store()).contains("GoogleCloudStorage"), "{:?}", lake.store());
+        let e = refused_put(&lake, KEY).await;
+        // The GCS client percent-encodes the whole object name, slashes and dots included.
+        assert!(e.contains("PUT http://127.0.0.1:1/etl/runs%2Fc%2Fk%2Fv%2Ejson"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn gs_storage_emulator_host_needs_no_credentials() {
+        let vars = [("STORAGE_EMULATOR_HOST", "127.0.0.1:1"), ("ETL_STORE_MAX_RETRIES", "0")];
+        if !in_child("gs_storage_emulator_host_needs_no_credentials", &vars) {
+            return;
+        }
+        let lake = Lake::open("gs://etl").unwrap();
+        let e = refused_put(&lake, KEY).await;
+        assert!(e.contains("PUT http://127.0.0.1:1/etl/k%2Fv%2Ejson"), "{e}");
+    }
+
+    #[test]
+    fn gs_with_a_malformed_service_account_key_is_a_url_error() {
+        if !in_child("gs_with_a_malformed_service_account_key_is_a_url_error", &[("GOOGLE_SERVICE_ACCOUNT_KEY", "{not json")]) {
+            return;
+        }
+        let e = Lake::open("gs://etl/x").unwrap_err();
+        assert!(matches!(e, LakeError::Url { .. }) && e.to_string().contains("gs://etl/x"), "{e}");
     }
 
     #[tokio::test]

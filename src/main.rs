@@ -10,7 +10,7 @@ use etl::cli::{required, Cli, Command, FileConfig, Format, KeysCommand};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match cli.verbose {
-        0 => "warn,rdkafka=off",
+        0 => "warn,rdkafka=off,librdkafka=off",
         1 => "info,rdkafka=warn",
         _ => "debug",
     };
@@ -28,7 +28,9 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("etl: {e:#}");
+            // One line: the whole cause chain, newlines folded.
+            let msg = format!("{e:#}");
+            eprintln!("etl: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
             ExitCode::FAILURE
         }
     }
@@ -93,6 +95,55 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!("etl: standard: {e}");
                 }
                 return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reduce(args) => {
+            let format = args.format;
+            let (policy, lake_url, dry_run) = args.resolve(&file)?;
+            let lake = etl::lake::Lake::open(&lake_url)?;
+            let report = etl::reduce::run(&lake, &policy, dry_run).await?;
+            match format {
+                Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
+                Format::Text => write!(stdout, "{}", report.summary())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Query(args) => {
+            let lake_url = required(args.lake.or(file.lake), "--lake", "ETL_LAKE", "lake")?;
+            let lake = etl::lake::Lake::open(&lake_url)?;
+            if args.list {
+                let (_, tables) = etl::query::session(&lake).await?;
+                writeln!(stdout, "tables: {}", if tables.is_empty() { "(none yet)".to_string() } else { tables.join(", ") })?;
+                for d in etl::query::sql_dirs() {
+                    if let Ok(rd) = std::fs::read_dir(&d) {
+                        let mut names: Vec<String> = rd.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".sql").map(str::to_string)).collect();
+                        names.sort();
+                        writeln!(stdout, "named queries in {}: {}", d.display(), names.join(", "))?;
+                        break;
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let sql = match (args.sql, args.file, args.name) {
+                (Some(s), _, _) => s,
+                (None, Some(f), _) => std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?,
+                (None, None, Some(n)) => etl::query::named_query(&n)?,
+                (None, None, None) => anyhow::bail!("give SQL, -f FILE or --name QUERY (see `etl query --list`)"),
+            };
+            let batches = etl::query::query(&lake, &sql).await?;
+            match args.out {
+                Some(path) => {
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?);
+                    etl::query::print_batches(&batches, args.format, &mut f)?;
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(stdout);
+                    match etl::query::print_batches(&batches, args.format, &mut out) {
+                        Err(etl::query::QueryError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                        other => other?,
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

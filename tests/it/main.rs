@@ -3,6 +3,8 @@
 //! fail, rather than skip, when it is missing. `backends` also needs the S3 (moto) and Azure
 //! (Azurite) emulators of `scripts/emulators.sh`, found through `ETL_TEST_S3_*` / `ETL_TEST_AZURITE_*`.
 
+mod backends;
 mod common;
 mod raw;
+mod reduce_query;
 mod standard;
