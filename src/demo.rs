@@ -96,7 +96,21 @@ pub async fn run(lake_dir: &Path, files: Vec<PathBuf>, out: &mut dyn std::io::Wr
     }
     write!(out, "== verify:\n{}", v.summary())?;
     anyhow::ensure!(v.errors.is_empty(), "verify found {} problems", v.errors.len());
-    writeln!(out, "== done: lake at {lake_url}; try `etl cat --lake {lake_url} --private-key {} raw/{TOPIC}/partition=0/ | head`", private_path.display())?;
+
+    let reduced = crate::reduce::run(&lake, &crate::reduce::Policy::default(), false).await?;
+    write!(out, "== reduce (trip summaries, one breadcrumb per 30 s per trip):\n{}", reduced.summary())?;
+
+    for name in ["trips_per_vehicle_day", "quality_summary", "longest_trips"] {
+        let sql = crate::query::named_query(name)?;
+        let batches = crate::query::query(&lake, &sql).await?;
+        writeln!(out, "== query sql/{name}.sql:")?;
+        crate::query::print_batches(&batches, crate::query::OutputFormat::Table, out)?;
+    }
+    writeln!(
+        out,
+        "== done: lake at {lake_url}\n   try: etl cat --lake {lake_url} --private-key {} raw/{TOPIC}/partition=0/ | head\n        etl query --lake {lake_url} \"select * from trips limit 5\"",
+        private_path.display()
+    )?;
     drop(mock);
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! (Azurite) emulators of `scripts/emulators.sh`, found through `ETL_TEST_S3_*` / `ETL_TEST_AZURITE_*`.
 
 mod backends;
+mod cli;
 mod common;
 mod raw;
 mod reduce_query;
