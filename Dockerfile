@@ -36,6 +36,9 @@ RUN apt-get update \
  && groupadd --system --gid 10001 etl \
  && useradd --system --uid 10001 --gid etl --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin etl
 COPY --from=build /out/etl /usr/local/bin/etl
+# Named queries for `etl query --name ...` (found through ETL_SQL_DIR).
+COPY --from=build /src/sql /etc/etl/sql
+ENV ETL_SQL_DIR=/etc/etl/sql
 USER 10001:10001
 WORKDIR /tmp
 ENV ETL_LOG=info

@@ -18,6 +18,15 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Where the raw layer lives, when not at --lake (e.g. its own bucket: gs://acme-etl-raw).
+    #[arg(long, global = true, env = "ETL_RAW_LAKE")]
+    pub raw_lake: Option<String>,
+    /// Where the standard layer lives, when not at --lake.
+    #[arg(long, global = true, env = "ETL_STANDARD_LAKE")]
+    pub standard_lake: Option<String>,
+    /// Where the archive layer lives, when not at --lake.
+    #[arg(long, global = true, env = "ETL_ARCHIVE_LAKE")]
+    pub archive_lake: Option<String>,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -256,9 +265,9 @@ pub struct ReduceFileConfig {
 
 impl ReduceArgs {
     /// Resolves flags and file into a policy plus the lake URL.
-    pub fn resolve(self, file: &FileConfig) -> Result<(crate::reduce::Policy, String, bool), ConfigError> {
+    pub fn resolve(self, file: &FileConfig) -> Result<(crate::reduce::Policy, Option<String>, bool), ConfigError> {
         use crate::reduce::{Policy, Thin};
-        let lake = required(self.lake.or_else(|| file.lake.clone()), "--lake", "ETL_LAKE", "lake")?;
+        let lake = self.lake.or_else(|| file.lake.clone());
         let r = &file.reduce;
         let mut p = Policy::default();
         p.vehicle_fraction = self.vehicle_fraction.or(r.vehicle_fraction);
@@ -417,6 +426,12 @@ pub struct FileConfig {
     pub public_key: Option<PathBuf>,
     /// Private key path.
     pub private_key: Option<PathBuf>,
+    /// Store of the raw layer, when not at `lake`.
+    pub raw_lake: Option<String>,
+    /// Store of the standard layer, when not at `lake`.
+    pub standard_lake: Option<String>,
+    /// Store of the archive layer, when not at `lake`.
+    pub archive_lake: Option<String>,
     /// `[raw]` section.
     #[serde(default)]
     pub raw: RawFileConfig,
@@ -478,6 +493,37 @@ impl FileConfig {
     }
 }
 
+/// Per-layer store URLs from flags/env, falling back to etl.toml.
+#[derive(Debug, Clone, Default)]
+pub struct LayerUrls {
+    /// raw, standard, archive overrides.
+    pub urls: Vec<(&'static str, String)>,
+}
+
+impl LayerUrls {
+    /// Collects the overrides given on the command line or in the file.
+    pub fn new(cli: &Cli, file: &FileConfig) -> Self {
+        let mut urls = Vec::new();
+        for (layer, flag, toml) in [
+            ("raw", &cli.raw_lake, &file.raw_lake),
+            ("standard", &cli.standard_lake, &file.standard_lake),
+            ("archive", &cli.archive_lake, &file.archive_lake),
+        ] {
+            if let Some(u) = flag.clone().or_else(|| toml.clone()) {
+                urls.push((layer, u));
+            }
+        }
+        Self { urls }
+    }
+
+    /// Opens the lake: `lake` (or, without it, the first layer URL given) plus the overrides.
+    pub fn open(&self, lake: Option<String>) -> Result<crate::lake::Lake, ConfigError> {
+        let default = lake.or_else(|| self.urls.first().map(|(_, u)| u.clone()));
+        let default = required(default, "--lake", "ETL_LAKE", "lake")?;
+        crate::lake::Lake::open_layers(&default, &self.urls).map_err(|e| ConfigError::Invalid { what: "lake", reason: e.to_string() })
+    }
+}
+
 /// Picks the first value present, or reports which setting is missing.
 pub fn required<T>(v: Option<T>, flag: &'static str, env: &'static str, toml: &'static str) -> Result<T, ConfigError> {
     v.ok_or(ConfigError::Missing { flag, env, toml })
@@ -485,10 +531,10 @@ pub fn required<T>(v: Option<T>, flag: &'static str, env: &'static str, toml: &'
 
 impl RawArgs {
     /// Resolves flags, env and file into a validated [`RawConfig`] plus the lake URL.
-    pub fn resolve(self, file: &FileConfig) -> Result<(RawConfig, String), ConfigError> {
+    pub fn resolve(self, file: &FileConfig) -> Result<(RawConfig, Option<String>), ConfigError> {
         let brokers = required(self.kafka.brokers.or_else(|| file.brokers.clone()), "--brokers", "ETL_BROKERS", "brokers")?;
         let topic = required(self.kafka.topic.or_else(|| file.topic.clone()), "--topic", "ETL_TOPIC", "topic")?;
-        let lake = required(self.lake.or_else(|| file.lake.clone()), "--lake", "ETL_LAKE", "lake")?;
+        let lake = self.lake.or_else(|| file.lake.clone());
         let key_path = required(self.public_key.or_else(|| file.public_key.clone()), "--public-key", "ETL_PUBLIC_KEY", "public_key")?;
         let r = &file.raw;
         let zlib_level = self.zlib_level.or(r.zlib_level).unwrap_or(6);
@@ -529,8 +575,8 @@ impl RawArgs {
 
 impl StandardArgs {
     /// Resolves flags, env and file into a [`crate::standard::StandardConfig`] plus the lake URL.
-    pub fn resolve(self, file: &FileConfig) -> Result<(crate::standard::StandardConfig, String), ConfigError> {
-        let lake = required(self.lake.or_else(|| file.lake.clone()), "--lake", "ETL_LAKE", "lake")?;
+    pub fn resolve(self, file: &FileConfig) -> Result<(crate::standard::StandardConfig, Option<String>), ConfigError> {
+        let lake = self.lake.or_else(|| file.lake.clone());
         let key_path = required(self.private_key.or_else(|| file.private_key.clone()), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
         let zstd_level = self.zstd_level.or(file.standard.zstd_level).unwrap_or(3);
         if !(1..=22).contains(&zstd_level) {
@@ -585,7 +631,7 @@ mod tests {
         let (cfg, lake) = args.resolve(&file).unwrap();
         assert_eq!(cfg.brokers, "flag:1");
         assert_eq!(cfg.topic, "t");
-        assert_eq!(lake, "/tmp/x");
+        assert_eq!(lake.as_deref(), Some("/tmp/x"));
         assert_eq!(cfg.zlib_level, 3);
         assert_eq!(cfg.object_records, 5);
         assert_eq!(cfg.group_id, "etl-raw");

@@ -56,11 +56,17 @@ pub enum Created {
     Existed,
 }
 
-/// A handle on the lake: the store plus the URL it came from (for messages).
+/// The layers of the lake; each may live in a store (bucket) of its own.
+pub const LAYERS: [&str; 3] = ["raw", "standard", "archive"];
+
+/// A handle on the lake: one store for every layer, or one per layer (the keys inside each
+/// bucket keep their `raw/`, `standard/`, `archive/` prefix), plus the URLs (for messages).
 #[derive(Clone, Debug)]
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
     url: String,
+    /// Per-layer stores: (layer, store, url).
+    layers: Vec<(&'static str, Arc<dyn ObjectStore>, String)>,
 }
 
 impl Lake {
@@ -68,12 +74,27 @@ impl Lake {
     /// `gs://bucket/prefix` or `az://container/prefix`.
     pub fn open(url: &str) -> Result<Self, LakeError> {
         let store = build_store(url)?;
-        Ok(Self { store, url: url.to_string() })
+        Ok(Self { store, url: url.to_string(), layers: Vec::new() })
+    }
+
+    /// Opens a lake whose layers may live in stores of their own: `overrides` maps a layer
+    /// (`raw`, `standard`, `archive`) to its URL; the other layers live at `default`.
+    pub fn open_layers(default: &str, overrides: &[(&str, String)]) -> Result<Self, LakeError> {
+        let mut lake = Self::open(default)?;
+        for (layer, url) in overrides {
+            let Some(name) = LAYERS.iter().find(|l| *l == layer) else {
+                return Err(LakeError::Url { url: url.clone(), reason: format!("unknown layer {layer:?}") });
+            };
+            if url != default {
+                lake.layers.push((name, build_store(url)?, url.clone()));
+            }
+        }
+        Ok(lake)
     }
 
     /// Wraps an existing store (tests, in-memory).
     pub fn from_store(store: Arc<dyn ObjectStore>, url: &str) -> Self {
-        Self { store, url: url.to_string() }
+        Self { store, url: url.to_string(), layers: Vec::new() }
     }
 
     /// The URL the lake was opened from.
@@ -81,15 +102,26 @@ impl Lake {
         &self.url
     }
 
-    /// The underlying object store.
+    /// The default object store (every layer without a store of its own).
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The store holding `key` (routed by its first path segment, the layer).
+    pub fn store_for(&self, key: &str) -> &Arc<dyn ObjectStore> {
+        let layer = key.trim_start_matches('/').split('/').next().unwrap_or_default();
+        self.layers.iter().find(|(l, _, _)| *l == layer).map_or(&self.store, |(_, s, _)| s)
+    }
+
+    /// The URL of the store holding `layer`.
+    pub fn layer_url(&self, layer: &str) -> &str {
+        self.layers.iter().find(|(l, _, _)| *l == layer).map_or(&self.url, |(_, _, u)| u)
     }
 
     /// Writes `bytes` at `key` only if nothing is there yet.
     pub async fn put_create(&self, key: &str, bytes: Bytes) -> Result<Created, LakeError> {
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&Path::from(key), PutPayload::from_bytes(bytes), opts).await {
+        match self.store_for(key).put_opts(&Path::from(key), PutPayload::from_bytes(bytes), opts).await {
             Ok(_) => Ok(Created::New),
             Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => Ok(Created::Existed),
             Err(source) => Err(LakeError::Store { op: "create", key: key.into(), source }),
@@ -98,7 +130,7 @@ impl Lake {
 
     /// Writes `bytes` at `key`, replacing what is there (reports, manifests pointers only).
     pub async fn put_overwrite(&self, key: &str, bytes: Bytes) -> Result<(), LakeError> {
-        self.store
+        self.store_for(key)
             .put(&Path::from(key), PutPayload::from_bytes(bytes))
             .await
             .map(|_| ())
@@ -107,7 +139,7 @@ impl Lake {
 
     /// Reads a whole object; `None` if it does not exist.
     pub async fn get_opt(&self, key: &str) -> Result<Option<Bytes>, LakeError> {
-        match self.store.get(&Path::from(key)).await {
+        match self.store_for(key).get(&Path::from(key)).await {
             Ok(r) => r.bytes().await.map(Some).map_err(|source| LakeError::Store { op: "read", key: key.into(), source }),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(source) => Err(LakeError::Store { op: "get", key: key.into(), source }),
@@ -116,7 +148,7 @@ impl Lake {
 
     /// Reads a whole object that must exist.
     pub async fn get(&self, key: &str) -> Result<Bytes, LakeError> {
-        match self.store.get(&Path::from(key)).await {
+        match self.store_for(key).get(&Path::from(key)).await {
             Ok(r) => r.bytes().await.map_err(|source| LakeError::Store { op: "read", key: key.into(), source }),
             Err(source) => Err(LakeError::Store { op: "get", key: key.into(), source }),
         }
@@ -132,7 +164,7 @@ impl Lake {
 
     /// Whether an object exists.
     pub async fn exists(&self, key: &str) -> Result<bool, LakeError> {
-        match self.store.head(&Path::from(key)).await {
+        match self.store_for(key).head(&Path::from(key)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(source) => Err(LakeError::Store { op: "head", key: key.into(), source }),
@@ -143,7 +175,7 @@ impl Lake {
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, LakeError> {
         let p = Path::from(prefix);
         let mut out: Vec<(String, u64)> = self
-            .store
+            .store_for(prefix)
             .list(Some(&p))
             .map_ok(|m| (m.location.to_string(), m.size))
             .try_collect()
@@ -157,7 +189,7 @@ impl Lake {
     pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, LakeError> {
         let p = Path::from(prefix);
         let r = self
-            .store
+            .store_for(prefix)
             .list_with_delimiter(Some(&p))
             .await
             .map_err(|source| LakeError::Store { op: "list", key: prefix.into(), source })?;
@@ -168,7 +200,7 @@ impl Lake {
 
     /// Deletes an object (absent is fine).
     pub async fn delete(&self, key: &str) -> Result<(), LakeError> {
-        match self.store.delete(&Path::from(key)).await {
+        match self.store_for(key).delete(&Path::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(LakeError::Store { op: "delete", key: key.into(), source }),
         }
@@ -285,11 +317,16 @@ fn build_store(url: &str) -> Result<Arc<dyn ObjectStore>, LakeError> {
             }
             Arc::new(b.build().map_err(|e| bad(&e.to_string()))?)
         }
-        "az" | "azure" | "abfs" => {
+        "az" | "azure" | "abfs" | "abfss" => {
             if bucket.is_empty() {
                 return Err(bad("missing container"));
             }
-            let mut b = MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry()?);
+            let mut b = MicrosoftAzureBuilder::from_env().with_retry(retry()?);
+            // `container@account.dfs.core.windows.net` names the account too (one per layer).
+            b = match bucket.split_once('@') {
+                Some(_) => b.with_url(format!("{scheme}://{bucket}")),
+                None => b.with_container_name(bucket),
+            };
             if is_http(&b.get_config_value(&AzureConfigKey::Endpoint)) && env("AZURE_ALLOW_HTTP").is_none() {
                 b = b.with_allow_http(true);
             }
@@ -371,6 +408,13 @@ mod tests {
         assert!(a < b);
         assert_eq!(raw_keys::parse_object(&b), Some(("bc".into(), 2, 11, 200)));
         assert_eq!(raw_keys::parse_object("raw/bc/_claims/partition=2/x.json"), None);
+    }
+
+    #[test]
+    fn abfss_urls_name_container_and_account() {
+        let lake = Lake::open("abfss://lake@acmeetlraw.dfs.core.windows.net/prefix").unwrap();
+        let d = format!("{:?}", lake.store());
+        assert!(d.contains("acmeetlraw") && d.contains("lake"), "{d}");
     }
 
     #[test]

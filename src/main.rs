@@ -38,6 +38,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let file = FileConfig::load(cli.config.as_deref())?;
+    let layers = etl::cli::LayerUrls::new(&cli, &file);
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Keys { action: KeysCommand::Generate { dir, bits, force } } => {
@@ -67,7 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Raw(args) => {
             let format = args.format;
             let (cfg, lake_url) = args.resolve(&file)?;
-            let lake = etl::lake::Lake::open(&lake_url)?;
+            let lake = layers.open(lake_url)?;
             let report = etl::raw::run(cfg, lake).await?;
             match format {
                 Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
@@ -84,7 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Standard(args) => {
             let format = args.format;
             let (cfg, lake_url) = args.resolve(&file)?;
-            let lake = etl::lake::Lake::open(&lake_url)?;
+            let lake = layers.open(lake_url)?;
             let report = etl::standard::run(&cfg, &lake).await?;
             match format {
                 Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
@@ -101,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reduce(args) => {
             let format = args.format;
             let (policy, lake_url, dry_run) = args.resolve(&file)?;
-            let lake = etl::lake::Lake::open(&lake_url)?;
+            let lake = layers.open(lake_url)?;
             let report = etl::reduce::run(&lake, &policy, dry_run).await?;
             match format {
                 Format::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
@@ -110,8 +111,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Query(args) => {
-            let lake_url = required(args.lake.or(file.lake), "--lake", "ETL_LAKE", "lake")?;
-            let lake = etl::lake::Lake::open(&lake_url)?;
+            let lake_url = args.lake.or(file.lake.clone());
+            let lake = layers.open(lake_url)?;
             if args.list {
                 let (_, tables) = etl::query::session(&lake).await?;
                 writeln!(stdout, "tables: {}", if tables.is_empty() { "(none yet)".to_string() } else { tables.join(", ") })?;
@@ -148,10 +149,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cat(args) => {
-            let lake_url = required(args.lake.or(file.lake), "--lake", "ETL_LAKE", "lake")?;
+            let lake_url = args.lake.or(file.lake.clone());
             let key_path = required(args.private_key.or(file.private_key), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
             let key = Arc::new(etl::keys::load_private(&key_path)?);
-            let lake = etl::lake::Lake::open(&lake_url)?;
+            let lake = layers.open(lake_url)?;
             let mut out = std::io::BufWriter::new(stdout);
             match etl::verify::cat(&lake, key, &args.target, &mut out).await {
                 Ok(_) => Ok(ExitCode::SUCCESS),
@@ -161,10 +162,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Verify(args) => {
-            let lake_url = required(args.lake.or(file.lake), "--lake", "ETL_LAKE", "lake")?;
+            let lake_url = args.lake.or(file.lake.clone());
             let key_path = required(args.private_key.or(file.private_key), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
             let key = Arc::new(etl::keys::load_private(&key_path)?);
-            let lake = etl::lake::Lake::open(&lake_url)?;
+            let lake = layers.open(lake_url)?;
             let mut report = etl::verify::verify(&lake, key, args.topic.as_deref().or(file.topic.as_deref())).await?;
             if let Some(rec) = etl::verify::reconcile_standard(&lake).await? {
                 report.errors.extend(rec.errors.iter().cloned());

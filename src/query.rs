@@ -92,15 +92,18 @@ pub async fn session(lake: &Lake) -> Result<(SessionContext, Vec<String>), Query
         opts.execution.parquet.enable_page_index = true;
     }
     let ctx = SessionContext::new_with_config(config);
-    let base = url::Url::parse("etl://lake/").map_err(|e| QueryError::DataFusion(e.to_string()))?;
-    ctx.register_object_store(&base, lake.store().clone());
+    for layer in crate::lake::LAYERS {
+        let base = url::Url::parse(&format!("etl://{layer}/")).map_err(|e| QueryError::DataFusion(e.to_string()))?;
+        ctx.register_object_store(&base, lake.store_for(&format!("{layer}/")).clone());
+    }
     let mut registered = Vec::new();
     for (name, prefix, hive) in TABLES {
         let files = lake.list(prefix).await?;
         if !files.iter().any(|(k, _)| k.ends_with(".parquet")) {
             continue;
         }
-        let url = ListingTableUrl::parse(format!("etl://lake/{prefix}"))?;
+        let layer = prefix.split('/').next().unwrap_or_default();
+        let url = ListingTableUrl::parse(format!("etl://{layer}/{prefix}"))?;
         let mut opts = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         if hive {
             opts = opts.with_table_partition_cols(vec![("service_date".to_string(), DataType::Date32)]);
@@ -234,9 +237,13 @@ pub fn print_batches(batches: &[RecordBatch], format: OutputFormat, out: &mut dy
     Ok(())
 }
 
-/// Directories searched for named queries: `./sql`, then the one shipped with the source.
+/// Directories searched for named queries: `$ETL_SQL_DIR` (the container image sets it),
+/// `./sql`, then the one shipped with the source.
 pub fn sql_dirs() -> Vec<std::path::PathBuf> {
-    vec![std::path::PathBuf::from("sql"), std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql")]
+    let mut v: Vec<std::path::PathBuf> = std::env::var_os("ETL_SQL_DIR").map(std::path::PathBuf::from).into_iter().collect();
+    v.push(std::path::PathBuf::from("sql"));
+    v.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql"));
+    v
 }
 
 /// Reads the named query `sql/<name>.sql`.

@@ -129,8 +129,8 @@ impl Layer {
     /// Steps 3–4: copy staged files to their final keys, delete replaced files and staging.
     /// Idempotent; also used to roll a crashed run forward.
     pub async fn publish(&self, parent: Option<&Manifest>, m: &Manifest) -> Result<(), TableError> {
-        let store = self.lake.store();
         for (staged, final_key) in &m.staged {
+            let store = self.lake.store_for(staged);
             if self.lake.exists(final_key).await? {
                 continue;
             }

@@ -26,7 +26,7 @@ locals {
     raw      = concat(["raw", "--brokers", var.brokers, "--topic", var.topic, "--lake", local.lake_url.raw, "--public-key", local.public_key_path], var.raw_extra_args)
     standard = ["standard", "--topic", var.topic, "--raw-lake", local.lake_url.raw, "--standard-lake", local.lake_url.standard, "--private-key", local.private_key_path]
     reduce   = ["reduce", "--standard-lake", local.lake_url.standard, "--archive-lake", local.lake_url.archive]
-    query    = ["query", "--standard-lake", local.lake_url.standard, "--archive-lake", local.lake_url.archive]
+    query    = ["query", "--standard-lake", local.lake_url.standard, "--archive-lake", local.lake_url.archive, "--name", "quality_summary"]
   }
   job_args = merge(local.default_args, var.stage_args)
 

@@ -29,7 +29,7 @@ locals {
     raw      = concat(["raw", "--brokers", var.brokers, "--topic", var.topic, "--lake", "az://${local.container}", "--public-key", "${local.key_dir}/${local.public_key_secret}"], var.raw_extra_args)
     standard = ["standard", "--topic", var.topic, "--raw-lake", local.lake_url.raw, "--standard-lake", local.lake_url.standard, "--private-key", "${local.key_dir}/${local.private_key_secret}"]
     reduce   = ["reduce", "--standard-lake", local.lake_url.standard, "--archive-lake", local.lake_url.archive]
-    query    = ["query", "--standard-lake", local.lake_url.standard, "--archive-lake", local.lake_url.archive]
+    query    = ["query", "--standard-lake", local.lake_url.standard, "--archive-lake", local.lake_url.archive, "--name", "quality_summary"]
   }
   job_args = merge(local.default_args, var.stage_args)
 

@@ -322,3 +322,26 @@ async fn duckdb_and_pyarrow_read_the_layer_with_the_right_types_and_sums() {
     assert_eq!(pa["event_time"], "timestamp[us, tz=UTC]");
     assert_eq!(pa["service_date"], "date32[day]");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_layer_can_live_in_a_store_of_its_own() {
+    // As Terraform lays it out: one bucket per layer. Here: three directories.
+    let topic = unique_topic("std-layers");
+    create_topic(&topic, 3).await;
+    let sent = produce_samples(&topic);
+    let (pubk, privk) = keys();
+    let d = tempfile::tempdir().unwrap();
+    let (raw, std, arc) = (d.path().join("raw-bucket"), d.path().join("standard-bucket"), d.path().join("archive-bucket"));
+    let (raw, std, arc) = (raw.to_str().unwrap(), std.to_str().unwrap(), arc.to_str().unwrap());
+    // The raw job only knows the raw bucket.
+    etl_ok(&["raw", "--brokers", &brokers(), "--topic", &topic, "--raw-lake", raw, "--public-key", pubk.to_str().unwrap()]);
+    etl_ok(&["standard", "--raw-lake", raw, "--standard-lake", std, "--private-key", privk.to_str().unwrap()]);
+    etl_ok(&["reduce", "--standard-lake", std, "--archive-lake", arc]);
+    let out = etl_ok(&["query", "--standard-lake", std, "--archive-lake", arc, "--format", "csv", "select (select count(*) from breadcrumbs) + (select count(*) from rejects) as n, (select count(*) from trips) as t"]);
+    assert_eq!(out.lines().nth(1), Some(format!("{sent},41").as_str()), "{out}");
+    assert!(lake_files(Path::new(raw)).iter().all(|f| f.starts_with("raw/")));
+    assert!(lake_files(Path::new(std)).iter().all(|f| f.starts_with("standard/")));
+    assert!(lake_files(Path::new(arc)).iter().all(|f| f.starts_with("archive/")));
+    let o = etl(&["verify", "--raw-lake", raw, "--standard-lake", std, "--private-key", privk.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
