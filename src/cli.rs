@@ -151,7 +151,14 @@ pub struct RawArgs {
     /// Partitions processed in parallel. Default: number of CPUs.
     #[arg(long, env = "ETL_WORKERS")]
     pub workers: Option<usize>,
-    /// Extra librdkafka consumer property, e.g. -X security.protocol=SASL_SSL (repeatable).
+    /// Several workers sharing one topic: this one lands partitions p with p % COUNT == INDEX.
+    /// Defaults to Cloud Run's CLOUD_RUN_TASK_INDEX when --shard-count (or CLOUD_RUN_TASK_COUNT) > 1.
+    #[arg(long, env = "ETL_SHARD_INDEX")]
+    pub shard_index: Option<u32>,
+    /// Number of workers sharing the topic (see --shard-index).
+    #[arg(long, env = "ETL_SHARD_COUNT")]
+    pub shard_count: Option<u32>,
+    /// Extra librdkafka consumer property, e.g. -X fetch.wait.max.ms=50 (repeatable).
     #[arg(short = 'X', value_parser = parse_kv)]
     pub kafka_prop: Vec<(String, String)>,
     /// Output format of the run report.
@@ -551,6 +558,19 @@ impl RawArgs {
         }
         let mut kafka_props: Vec<(String, String)> = r.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         kafka_props.extend(self.kafka_prop);
+        let cloud_run = |v: &str| std::env::var(v).ok().and_then(|x| x.parse::<u32>().ok());
+        let count = self.shard_count.or_else(|| cloud_run("CLOUD_RUN_TASK_COUNT"));
+        let shard = match count {
+            None | Some(1) => None,
+            Some(0) => return Err(ConfigError::Invalid { what: "--shard-count", reason: "must be ≥ 1".into() }),
+            Some(n) => {
+                let i = self.shard_index.or_else(|| cloud_run("CLOUD_RUN_TASK_INDEX")).unwrap_or(0);
+                if i >= n {
+                    return Err(ConfigError::Invalid { what: "--shard-index", reason: format!("{i} must be below --shard-count {n}") });
+                }
+                Some((i, n))
+            }
+        };
         let public_key = crate::keys::load_public(&key_path)?;
         Ok((
             RawConfig {
@@ -567,6 +587,7 @@ impl RawArgs {
                 commit_offsets: !self.no_commit,
                 workers: self.workers.or(r.workers).unwrap_or_else(crate::parallelism).max(1),
                 kafka_props,
+                shard,
             },
             lake,
         ))

@@ -79,6 +79,7 @@ pub async fn run(lake_dir: &Path, files: Vec<PathBuf>, out: &mut dyn std::io::Wr
         commit_offsets: true,
         workers: crate::parallelism(),
         kafka_props: Vec::new(),
+        shard: None,
     };
     let report = crate::raw::run(cfg, lake.clone()).await?;
     write!(out, "== raw:\n{}", report.summary())?;

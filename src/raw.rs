@@ -97,6 +97,8 @@ pub struct RawConfig {
     pub workers: usize,
     /// Extra librdkafka properties (`key=value`).
     pub kafka_props: Vec<(String, String)>,
+    /// This worker lands only partitions `p` with `p % count == index`: (index, count).
+    pub shard: Option<(u32, u32)>,
 }
 
 /// A claim: the create-only record that offsets `from..=to` of a partition are taken.
@@ -324,6 +326,11 @@ fn run_blocking(cfg: RawConfig, lake: Lake, rt: tokio::runtime::Handle) -> Resul
     let mut plans = Vec::new();
     let mut reports: BTreeMap<i32, PartitionReport> = BTreeMap::new();
     for &p in &parts {
+        if let Some((index, count)) = cfg.shard {
+            if p.rem_euclid(count as i32) != index as i32 {
+                continue;
+            }
+        }
         let (low, high) = consumer
             .fetch_watermarks(&cfg.topic, p, Duration::from_secs(15))
             .map_err(|e| kerr(&format!("cannot read watermarks of partition {p}"), e))?;

@@ -298,3 +298,69 @@ async fn bad_keys_tampering_truncation_and_unreachable_parts_fail_clearly() {
     let e = one_line(&etl(&raw_args("no-such-topic-xyz", &lake, &pubk, &[]).iter().map(String::as_str).collect::<Vec<_>>()));
     assert!(e.contains("no-such-topic-xyz") && e.contains("not found"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sharded_workers_split_a_six_partition_topic_and_land_it_exactly_once() {
+    let topic = unique_topic("raw-shards");
+    create_topic(&topic, 6).await;
+    // Enough distinct keys that every partition gets data.
+    let records: Vec<etl::produce::Record> = (0..6000)
+        .map(|i| etl::produce::Record { key: Some(format!("veh-{}", i % 60).into_bytes()), payload: format!("{{\"VEHICLE_ID\":{},\"N\":{i}}}", i % 60).into_bytes() })
+        .collect();
+    etl::kafka::send(&brokers(), &topic, &records, Duration::from_secs(60)).unwrap();
+    let (pubk, privk) = keys();
+    let truth = kafka_truth(&topic);
+    assert_eq!(truth.keys().map(|(p, _)| *p).collect::<std::collections::BTreeSet<_>>().len(), 6);
+
+    // Three workers, as Cloud Run tasks 0..3 (CLOUD_RUN_TASK_INDEX/COUNT), started together.
+    let (_d, lake) = lake_dir("lake");
+    let args = raw_args(&topic, &lake, &pubk, &["--object-records", "300", "--format", "json"]);
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            Command::new(etl_bin())
+                .args(&args)
+                .env("CLOUD_RUN_TASK_INDEX", i.to_string())
+                .env("CLOUD_RUN_TASK_COUNT", "3")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut landed_by_worker = Vec::new();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let parts: Vec<i64> = r["partitions"].as_array().unwrap().iter().map(|p| p["partition"].as_i64().unwrap()).collect();
+        landed_by_worker.push((parts, r["records"].as_u64().unwrap()));
+    }
+    // The work was split: each worker took two partitions, none twice.
+    let mut all: Vec<i64> = landed_by_worker.iter().flat_map(|(p, _)| p.clone()).collect();
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2, 3, 4, 5], "{landed_by_worker:?}");
+    assert!(landed_by_worker.iter().all(|(p, n)| p.len() == 2 && *n > 0), "{landed_by_worker:?}");
+    assert_eq!(landed_by_worker.iter().map(|(_, n)| n).sum::<u64>(), 6000);
+    assert_eq!(lake_contents(&lake, &topic, &privk), truth);
+
+    // Misconfigured workers (two think they are shard 0 of 2) are still exactly once.
+    let (_d2, lake2) = lake_dir("lake");
+    let shards = [("0", "2"), ("0", "2"), ("1", "2")];
+    let children: Vec<_> = shards
+        .iter()
+        .map(|(i, n)| {
+            let a = raw_args(&topic, &lake2, &pubk, &["--object-records", "300", "--shard-index", i, "--shard-count", n]);
+            Command::new(etl_bin()).args(&a).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(lake_contents(&lake2, &topic, &privk), truth);
+    let (ok, v) = verify_json(&lake2, &privk);
+    assert!(ok, "{v}");
+    // A bad shard setting is refused before anything runs.
+    let o = etl(&raw_args(&topic, &lake2, &pubk, &["--shard-index", "3", "--shard-count", "3"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--shard-index"));
+}
