@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# A Python venv with the peer tools the tests compare against (DuckDB, pyarrow), cached under
+# A Python venv with the peer tools the tests compare against (DuckDB, pyarrow, PySpark — which
+# runs Spark in local mode on the machine's Java 17+), cached under
 # ~/.cache/etl/venv. Prints the venv's python path. Idempotent.
 #
 #   scripts/pyenv.sh            create/update, print path of python
 set -euo pipefail
 VENV="${ETL_CACHE_DIR:-$HOME/.cache/etl}/venv"
-PKGS=(duckdb==2.0.0 pyarrow==26.0.1)
+PKGS=(duckdb==2.0.0 pyarrow==26.0.1 pyspark==4.3.0)
 stamp="$VENV/.etl-pkgs"
 want="${PKGS[*]}"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

@@ -11,7 +11,9 @@
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::America::Los_Angeles;
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Validation rules and thresholds, in one place.
 pub mod rules {
@@ -101,8 +103,34 @@ pub struct Breadcrumb {
     pub flags: Vec<&'static str>,
     /// Unknown fields, as a JSON object.
     pub extra: Option<String>,
-    /// How the record was encoded (`json`, `json+string_numbers`, `double_encoded`, ...).
-    pub encoding: String,
+    /// How the record was encoded (`json`, `json+string_numbers`, `json+double_encoded`, ...).
+    pub encoding: &'static str,
+}
+
+/// Every value of the `encoding` column: "json" plus the notes that apply, in this order.
+/// Index bits: 1 = 14_field, 2 = double_encoded, 4 = string_numbers, 8 = extra_fields.
+pub const ENCODINGS: [&str; 16] = [
+    "json",
+    "json+14_field",
+    "json+double_encoded",
+    "json+14_field+double_encoded",
+    "json+string_numbers",
+    "json+14_field+string_numbers",
+    "json+double_encoded+string_numbers",
+    "json+14_field+double_encoded+string_numbers",
+    "json+extra_fields",
+    "json+14_field+extra_fields",
+    "json+double_encoded+extra_fields",
+    "json+14_field+double_encoded+extra_fields",
+    "json+string_numbers+extra_fields",
+    "json+14_field+string_numbers+extra_fields",
+    "json+double_encoded+string_numbers+extra_fields",
+    "json+14_field+double_encoded+string_numbers+extra_fields",
+];
+
+/// The static `encoding` value equal to `s` (for rows read back from Parquet).
+pub fn encoding_of(s: &str) -> &'static str {
+    ENCODINGS.iter().find(|e| **e == s).copied().unwrap_or(ENCODINGS[0])
 }
 
 /// A hard-rule failure.
@@ -130,22 +158,188 @@ enum Num {
     Bad(String),
 }
 
-fn num(v: Option<&Value>) -> Num {
-    match v {
-        None | Some(Value::Null) => Num::Missing,
-        Some(Value::Number(n)) => n.as_f64().map_or(Num::Bad(n.to_string()), |f| Num::Value(f, false)),
-        Some(Value::String(s)) => {
-            let t = s.trim();
-            if t.is_empty() || t.eq_ignore_ascii_case("null") || t.eq_ignore_ascii_case("nan") {
-                Num::Missing
-            } else {
-                match t.parse::<f64>() {
-                    Ok(f) if f.is_finite() => Num::Value(f, true),
-                    _ => Num::Bad(s.clone()),
+/// One JSON value of a record field, borrowed from the payload where possible.
+enum Scalar<'a> {
+    Null,
+    Num(f64, serde_json::Number),
+    Str(Cow<'a, str>),
+    Other(Value),
+}
+
+impl Scalar<'_> {
+    fn num(&self) -> Num {
+        match self {
+            Scalar::Null => Num::Missing,
+            Scalar::Num(f, _) => Num::Value(*f, false),
+            Scalar::Str(s) => {
+                let t = s.trim();
+                if t.is_empty() || t.eq_ignore_ascii_case("null") || t.eq_ignore_ascii_case("nan") {
+                    Num::Missing
+                } else {
+                    match t.parse::<f64>() {
+                        Ok(f) if f.is_finite() => Num::Value(f, true),
+                        _ => Num::Bad(s.to_string()),
+                    }
                 }
             }
+            Scalar::Other(v) => Num::Bad(v.to_string()),
         }
-        Some(other) => Num::Bad(other.to_string()),
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            Scalar::Null => Value::Null,
+            Scalar::Num(_, n) => Value::Number(n.clone()),
+            Scalar::Str(s) => Value::String(s.to_string()),
+            Scalar::Other(v) => v.clone(),
+        }
+    }
+}
+
+/// Deserializes a `Scalar`, borrowing strings without escapes.
+struct ScalarSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for ScalarSeed {
+    type Value = Scalar<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Other(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(v as f64, v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(v as f64, v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(match serde_json::Number::from_f64(v) {
+            Some(n) => Scalar::Num(v, n),
+            None => Scalar::Other(Value::Null),
+        })
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Scalar::Other)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Scalar::Other)
+    }
+}
+
+/// A map key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A whole payload: a record object, a (possibly double-encoded) string, or something else.
+enum Top<'a> {
+    Record(Box<Fields<'a>>),
+    Str(Cow<'a, str>),
+    Array,
+    Other(&'static str),
+}
+
+/// The 14 known fields plus whatever else the record carried.
+struct Fields<'a> {
+    known: [Option<Scalar<'a>>; 14],
+    extra: Vec<(Cow<'a, str>, Scalar<'a>)>,
+}
+
+fn known_index(k: &str) -> Option<usize> {
+    KNOWN.iter().position(|n| *n == k).or_else(|| KNOWN.iter().position(|n| n.eq_ignore_ascii_case(k)))
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut f = Fields { known: Default::default(), extra: Vec::new() };
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v = map.next_value_seed(ScalarSeed)?;
+                    match known_index(&k) {
+                        Some(i) if f.known[i].is_none() => f.known[i] = Some(v),
+                        _ => f.extra.push((k, v)),
+                    }
+                }
+                Ok(Top::Record(Box::new(f)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Top::Array)
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Top::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Top::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Top::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Top::Other("null"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Top::Other("boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Top::Other("number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Top::Other("number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Top::Other("number"))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -153,6 +347,17 @@ fn num(v: Option<&Value>) -> Num {
 pub fn parse_service_date(s: &str) -> Option<NaiveDate> {
     let t = s.trim();
     let date_part = t.split([':', ' ', 'T']).next().unwrap_or(t);
+    // Fast path for the common `12DEC2022` form.
+    let b = date_part.as_bytes();
+    if b.len() == 9 && b[..2].iter().all(u8::is_ascii_digit) && b[5..].iter().all(u8::is_ascii_digit) {
+        let day = (b[0] - b'0') as u32 * 10 + (b[1] - b'0') as u32;
+        let year = date_part[5..].parse::<i32>().ok()?;
+        const MONTHS: [&[u8; 3]; 12] = [b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"];
+        let m = [b[2].to_ascii_uppercase(), b[3].to_ascii_uppercase(), b[4].to_ascii_uppercase()];
+        if let Some(i) = MONTHS.iter().position(|x| **x == m) {
+            return NaiveDate::from_ymd_opt(year, i as u32 + 1, day);
+        }
+    }
     for fmt in ["%d%b%Y", "%d-%b-%y", "%d-%b-%Y", "%Y-%m-%d", "%d/%m/%Y", "%Y%m%d"] {
         if let Ok(d) = NaiveDate::parse_from_str(date_part, fmt) {
             return Some(d);
@@ -187,58 +392,37 @@ pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
         return Err(reject(rules::EMPTY, "message is empty"));
     }
     let text = std::str::from_utf8(payload).map_err(|e| reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))?;
-    let mut value: Value = serde_json::from_str(text).map_err(|e| reject(rules::INVALID_JSON, format!("not JSON: {e}")))?;
-    let mut notes: Vec<&'static str> = Vec::new();
-    // Double (or more) encoded: a JSON string holding the JSON object.
-    let mut depth = 0;
-    while let Value::String(s) = &value {
-        depth += 1;
-        if depth > 3 {
-            break;
-        }
-        value = serde_json::from_str(s).map_err(|e| reject(rules::INVALID_JSON, format!("a JSON string that is not JSON inside: {e}")))?;
-        notes.push("double_encoded");
-    }
-    let obj = match value {
-        Value::Object(o) => o,
-        Value::Array(_) => return Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array, expected one breadcrumb object")),
-        other => return Err(reject(rules::NOT_A_BREADCRUMB, format!("a JSON {}, expected a breadcrumb object", kind(&other)))),
-    };
-    from_object(obj, notes)
+    let top: Top<'_> = serde_json::from_str(text).map_err(|e| reject(rules::INVALID_JSON, format!("not JSON: {e}")))?;
+    parse_top(top, 0)
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-fn from_object(obj: Map<String, Value>, mut notes: Vec<&'static str>) -> Result<Breadcrumb, Reject> {
-    // Split known fields (case-insensitive) from the rest.
-    let mut known: [Option<Value>; 14] = Default::default();
-    let mut extra = Map::new();
-    for (k, v) in obj {
-        match KNOWN.iter().position(|n| n.eq_ignore_ascii_case(&k)) {
-            Some(i) if known[i].is_none() => known[i] = Some(v),
-            _ => {
-                extra.insert(k, v);
+fn parse_top(top: Top<'_>, depth: usize) -> Result<Breadcrumb, Reject> {
+    match top {
+        Top::Record(f) => from_fields(*f, depth > 0),
+        Top::Str(s) => {
+            // Double (or more) encoded: a JSON string holding the JSON object.
+            if depth >= 3 {
+                return Err(reject(rules::NOT_A_BREADCRUMB, "a JSON string nested too deep"));
             }
+            let inner: Top<'_> = serde_json::from_str(&s).map_err(|e| reject(rules::INVALID_JSON, format!("a JSON string that is not JSON inside: {e}")))?;
+            parse_top(inner, depth + 1)
         }
+        Top::Array => Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array, expected one breadcrumb object")),
+        Top::Other(kind) => Err(reject(rules::NOT_A_BREADCRUMB, format!("a JSON {kind}, expected a breadcrumb object"))),
     }
+}
+
+fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject> {
+    let Fields { known, extra } = f;
     if known.iter().all(Option::is_none) {
-        let fields: Vec<&str> = extra.keys().map(String::as_str).take(6).collect();
+        let fields: Vec<&str> = extra.iter().map(|(k, _)| k.as_ref()).take(6).collect();
         return Err(reject(rules::NOT_A_BREADCRUMB, format!("no breadcrumb fields (has: {})", fields.join(", "))));
     }
-    let field = |i: usize| known[i].as_ref();
+    let num = |i: usize| known[i].as_ref().map_or(Num::Missing, Scalar::num);
     let mut strings = false;
     let mut flags: Vec<&'static str> = Vec::new();
     let mut int_key = |i: usize, missing: &'static str| -> Result<i64, Reject> {
-        match num(field(i)) {
+        match num(i) {
             Num::Missing => Err(reject(missing, format!("{} is missing", KNOWN[i]))),
             Num::Value(f, s) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
                 strings |= s;
@@ -250,15 +434,15 @@ fn from_object(obj: Map<String, Value>, mut notes: Vec<&'static str>) -> Result<
     };
     let trip_id = int_key(0, rules::MISSING_TRIP)?;
     let vehicle_id = int_key(3, rules::MISSING_VEHICLE)?;
-    let service_date = match field(2) {
-        Some(Value::String(s)) if !s.trim().is_empty() => {
+    let service_date = match &known[2] {
+        Some(Scalar::Str(s)) if !s.trim().is_empty() => {
             parse_service_date(s).ok_or_else(|| reject(rules::BAD_DATE, format!("OPD_DATE {s:?} is in no known format")))?
         }
-        Some(Value::Null) | None => return Err(reject(rules::BAD_DATE, "OPD_DATE is missing")),
-        Some(Value::String(_)) => return Err(reject(rules::BAD_DATE, "OPD_DATE is empty")),
-        Some(other) => return Err(reject(rules::BAD_DATE, format!("OPD_DATE {other} is not a date string"))),
+        Some(Scalar::Null) | None => return Err(reject(rules::BAD_DATE, "OPD_DATE is missing")),
+        Some(Scalar::Str(_)) => return Err(reject(rules::BAD_DATE, "OPD_DATE is empty")),
+        Some(other) => return Err(reject(rules::BAD_DATE, format!("OPD_DATE {} is not a date string", other.to_value()))),
     };
-    let act_time = match num(field(5)) {
+    let act_time = match num(5) {
         Num::Missing => return Err(reject(rules::BAD_TIME, "ACT_TIME is missing")),
         Num::Bad(s) => return Err(reject(rules::BAD_TIME, format!("ACT_TIME {s:?} is not a number"))),
         Num::Value(f, s) => {
@@ -272,7 +456,7 @@ fn from_object(obj: Map<String, Value>, mut notes: Vec<&'static str>) -> Result<
     };
     let event_time_us = event_time_us(service_date, act_time).ok_or_else(|| reject(rules::BAD_TIME, "ACT_TIME gives no valid instant"))?;
     let mut opt = |i: usize| -> Option<f64> {
-        match num(field(i)) {
+        match num(i) {
             Num::Missing => None,
             Num::Value(f, s) => {
                 strings |= s;
@@ -296,9 +480,6 @@ fn from_object(obj: Map<String, Value>, mut notes: Vec<&'static str>) -> Result<
     let direction = opt(11);
     let radio_quality = opt(12);
     let schedule_deviation = opt(13).map(|f| f.round() as i64);
-    if strings {
-        notes.push("string_numbers");
-    }
     // Soft rules.
     match (latitude, longitude) {
         (Some(la), Some(lo)) => {
@@ -317,17 +498,13 @@ fn from_object(obj: Map<String, Value>, mut notes: Vec<&'static str>) -> Result<
         flags.push(rules::SATELLITES);
     }
     let n_known = known.iter().filter(|v| v.is_some()).count();
-    let mut encoding = String::from("json");
-    if n_known > 10 {
-        encoding.push_str("+14_field");
-    }
-    for n in notes {
-        encoding.push('+');
-        encoding.push_str(n);
-    }
-    if !extra.is_empty() {
-        encoding.push_str("+extra_fields");
-    }
+    let bits = usize::from(n_known > 10) | (usize::from(double_encoded) << 1) | (usize::from(strings) << 2) | (usize::from(!extra.is_empty()) << 3);
+    let extra = if extra.is_empty() {
+        None
+    } else {
+        let m: Map<String, Value> = extra.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect();
+        Some(Value::Object(m).to_string())
+    };
     Ok(Breadcrumb {
         trip_id,
         stop_event_id,
@@ -345,8 +522,8 @@ fn from_object(obj: Map<String, Value>, mut notes: Vec<&'static str>) -> Result<
         radio_quality,
         schedule_deviation,
         flags,
-        extra: if extra.is_empty() { None } else { Some(Value::Object(extra).to_string()) },
-        encoding,
+        extra,
+        encoding: ENCODINGS[bits],
     })
 }
 
@@ -365,7 +542,7 @@ mod tests {
         let b = parse(br#"{"EVENT_NO_TRIP":"218393116","EVENT_NO_STOP":"218393162","OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":"2901","METERS":"38670","ACT_TIME":"33160","GPS_LONGITUDE":"-122.867367","GPS_LATITUDE":"45.527212","GPS_SATELLITES":"12","GPS_HDOP":"0.8"}"#).unwrap();
         assert_eq!(a.encoding, "json");
         assert_eq!(b.encoding, "json+string_numbers");
-        assert_eq!(Breadcrumb { encoding: String::new(), ..a.clone() }, Breadcrumb { encoding: String::new(), ..b });
+        assert_eq!(Breadcrumb { encoding: "", ..a.clone() }, Breadcrumb { encoding: "", ..b });
         assert_eq!(a.satellites, Some(12));
         assert!(a.flags.is_empty(), "{:?}", a.flags);
         // 33160 s = 09:12:40 PST = 17:12:40 UTC.

@@ -281,7 +281,7 @@ pub fn rows_to_batch(rows: &[Row]) -> Result<RecordBatch, StandardError> {
         i64s(&|r| r.bc.schedule_deviation),
         Arc::new(flags.finish()),
         strs(&|r| r.bc.extra.as_deref()),
-        strs(&|r| Some(r.bc.encoding.as_str())),
+        strs(&|r| Some(r.bc.encoding)),
         strs(&|r| Some(&r.topic)),
         Arc::new(rows.iter().map(|r| Some(r.partition)).collect::<Int32Array>()),
         i64s(&|r| Some(r.offset)),
@@ -346,7 +346,7 @@ pub fn rows_from_batch(b: &RecordBatch, service_date: NaiveDate) -> Result<Vec<R
                 schedule_deviation: opt_i(sched, i),
                 flags,
                 extra: (!extra.is_null(i)).then(|| extra.value(i).to_string()),
-                encoding: enc.value(i).to_string(),
+                encoding: breadcrumb::encoding_of(enc.value(i)),
             },
             topic: intern(topic.value(i)),
             raw_key: intern(raw.value(i)),
@@ -632,8 +632,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
             for f in &r.bc.flags {
                 *report.flags_by_rule.entry(f.to_string()).or_default() += 1;
             }
-            let enc = r.bc.encoding.clone();
-            *report.encodings.entry(enc).or_default() += 1;
+            *report.encodings.entry(r.bc.encoding.to_string()).or_default() += 1;
         }
         let (merged, dups) = tokio::task::spawn_blocking(move || merge_date(existing, rows, date)).await.map_err(|e| pq_err("merge", e))?;
         // meters_backwards depends on neighbours, so it is counted after the merge (new rows only).

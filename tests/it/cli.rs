@@ -33,7 +33,11 @@ fn help_lists_every_command_and_missing_settings_are_named() {
     let o = etl(&["standard"]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("--lake") && e.contains("ETL_LAKE"), "{e}");
+    assert!(e.contains("--private-key") && e.contains("ETL_PRIVATE_KEY"), "{e}");
+    let (_, privk) = keys();
+    let o = etl(&["standard", "--private-key", privk.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("--lake") && e.contains("ETL_LAKE"), "{e}");
     let o = etl(&["produce", "--brokers", "127.0.0.1:1", "--topic", "t", "/no/such/file.json"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("/no/such/file.json"));
 }

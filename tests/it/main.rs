@@ -8,4 +8,5 @@ mod cli;
 mod common;
 mod raw;
 mod reduce_query;
+mod spark;
 mod standard;

@@ -8,7 +8,7 @@ use std::path::Path;
 use tokio::sync::OnceCell;
 
 /// A lake with raw + standard from the samples (built once for this test binary), copied per test.
-async fn sample_lake() -> (tempfile::TempDir, String) {
+pub(crate) async fn sample_lake() -> (tempfile::TempDir, String) {
     static BASE: OnceCell<(tempfile::TempDir, String)> = OnceCell::const_new();
     let (_, base) = BASE
         .get_or_init(|| async {
