@@ -187,6 +187,9 @@ pub struct StandardArgs {
     /// Rows per Parquet row group (default 131072; smaller = finer pruning, larger files).
     #[arg(long)]
     pub row_group_rows: Option<usize>,
+    /// Rows held in memory before spilling to staging (default 500000; bounds memory).
+    #[arg(long)]
+    pub chunk_rows: Option<usize>,
     /// Output format of the run report.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -608,6 +611,9 @@ impl StandardArgs {
         cfg.topic = self.topic.or_else(|| file.topic.clone());
         cfg.max_objects = self.max_objects.or(file.standard.max_objects);
         cfg.zstd_level = zstd_level;
+        if let Some(n) = self.chunk_rows {
+            cfg.chunk_rows = n.max(1);
+        }
         if let Some(n) = self.row_group_rows.or(file.standard.row_group_rows) {
             if n == 0 {
                 return Err(ConfigError::Invalid { what: "--row-group-rows", reason: "must be > 0".into() });

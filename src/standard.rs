@@ -77,12 +77,14 @@ pub struct StandardConfig {
     pub row_group_rows: usize,
     /// Rows per file (a service date with more rows gets several files).
     pub file_rows: usize,
+    /// Rows held in memory before they are spilled to staging (bounds memory on big backlogs).
+    pub chunk_rows: usize,
 }
 
 impl StandardConfig {
     /// Defaults for everything but the key.
     pub fn new(private_key: Arc<RsaPrivateKey>) -> Self {
-        Self { private_key, topic: None, max_objects: None, zstd_level: 3, row_group_rows: 128 * 1024, file_rows: 8 * 1024 * 1024 }
+        Self { private_key, topic: None, max_objects: None, zstd_level: 3, row_group_rows: 128 * 1024, file_rows: 8 * 1024 * 1024, chunk_rows: 500_000 }
     }
 }
 
@@ -561,8 +563,14 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         return Ok(report);
     }
 
-    // ---- decode and parse, in parallel ----
+    // ---- decode and parse, in parallel; spill each chunk's rows per date to staging ----
+    // Memory stays bounded: at most one chunk of rows (≈ `chunk_records`) is held while
+    // reading, and one service date's rows while merging.
+    let staging = layer.staging(&run_id);
     let mut by_date: BTreeMap<NaiveDate, Vec<Row>> = BTreeMap::new();
+    let mut spilled: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
+    let mut chunk_rows = 0usize;
+    let mut chunk_no = 0usize;
     let mut rejects: Vec<RejectRow> = Vec::new();
     let mut consumed_now: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new(); // records, rows, rejects
     let mut stream = futures::stream::iter(pending.iter().map(|k| {
@@ -588,10 +596,20 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 report.raw_objects += 1;
                 report.bytes_in += bytes;
                 consumed_now.insert(key, ((rows.len() + rj.len()) as u64, rows.len() as u64, rj.len() as u64));
+                chunk_rows += rows.len();
                 for r in rows {
+                    for f in &r.bc.flags {
+                        *report.flags_by_rule.entry(f.to_string()).or_default() += 1;
+                    }
+                    *report.encodings.entry(r.bc.encoding.to_string()).or_default() += 1;
                     by_date.entry(r.bc.service_date).or_default().push(r);
                 }
                 rejects.extend(rj);
+                if chunk_rows >= cfg.chunk_rows.max(1) {
+                    spill(lake, &staging, chunk_no, std::mem::take(&mut by_date), &mut spilled).await?;
+                    chunk_rows = 0;
+                    chunk_no += 1;
+                }
             }
             Err(e) => {
                 report.raw_objects_failed += 1;
@@ -602,10 +620,14 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
             }
         }
     }
+    drop(stream);
     report.records_in = consumed_now.values().map(|c| c.0).sum();
     if consumed_now.is_empty() {
         report.duration_s = started.elapsed().as_secs_f64();
         return Ok(report);
+    }
+    for d in spilled.keys() {
+        by_date.entry(*d).or_default();
     }
 
     // ---- merge each touched service date with its live files, write to staging ----
@@ -613,11 +635,19 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     let live_bc = tables.remove("breadcrumbs").unwrap_or_default();
     let mut new_bc: Vec<DataFile> = Vec::new();
     let mut staged: BTreeMap<String, String> = BTreeMap::new();
-    let staging = layer.staging(&run_id);
     let touched: std::collections::BTreeSet<String> = by_date.keys().map(|d| format!("service_date={d}")).collect();
     let mut kept_bc: Vec<DataFile> = live_bc.iter().filter(|f| !touched.contains(&f.partition)).cloned().collect();
-    for (date, rows) in by_date {
+    for (date, mut rows) in by_date {
         let part = format!("service_date={date}");
+        for run in spilled.remove(&date).unwrap_or_default() {
+            let bytes = lake.get(&run).await?;
+            let p = run.clone();
+            let batches = tokio::task::spawn_blocking(move || read_parquet(bytes, &p)).await.map_err(|e| pq_err("reader", e))??;
+            for b in &batches {
+                rows.extend(rows_from_batch(b, date)?);
+            }
+            lake.delete(&run).await?;
+        }
         let mut existing = Vec::new();
         for f in live_bc.iter().filter(|f| f.partition == part) {
             let bytes = lake.get(&f.path).await?;
@@ -628,12 +658,6 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
             }
         }
         let before = existing.len();
-        for r in &rows {
-            for f in &r.bc.flags {
-                *report.flags_by_rule.entry(f.to_string()).or_default() += 1;
-            }
-            *report.encodings.entry(r.bc.encoding.to_string()).or_default() += 1;
-        }
         let (merged, dups) = tokio::task::spawn_blocking(move || merge_date(existing, rows, date)).await.map_err(|e| pq_err("merge", e))?;
         // meters_backwards depends on neighbours, so it is counted after the merge (new rows only).
         let backwards = merged.iter().filter(|r| r.bc.flags.contains(&rules::METERS_BACKWARDS) && consumed_now.contains_key(&*r.raw_key)).count() as u64;
@@ -712,6 +736,19 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     }
     report.duration_s = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Writes one chunk's rows, per service date, as staging run files (merged at the end).
+async fn spill(lake: &Lake, staging: &str, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<Row>>, spilled: &mut BTreeMap<NaiveDate, Vec<String>>) -> Result<(), StandardError> {
+    for (date, rows) in by_date {
+        let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, StandardError> { write_parquet(&rows_to_batch(&rows)?, writer_props(1, 1 << 20, false)) })
+            .await
+            .map_err(|e| pq_err("writer", e))??;
+        let key = format!("{staging}/runs/service_date={date}/run-{chunk:06}.parquet");
+        lake.put_create(&key, Bytes::from(bytes)).await?;
+        spilled.entry(date).or_default().push(key);
+    }
+    Ok(())
 }
 
 fn chunk_len(all: &[Row], n: usize, size: usize) -> u64 {

@@ -134,7 +134,17 @@ async fn small_batches_compact_into_one_file_per_date_with_identical_contents() 
         assert!(runs < 50);
     }
     assert!(runs >= 4, "expected several one-object runs, got {runs}");
+    // One run that spills every ~1000 rows to staging and merges at the end: the same tables.
+    let spilled = d.path().join("spilled").display().to_string();
+    copy_dir(Path::new(&lake), Path::new(&spilled));
+    for e in std::fs::read_dir(Path::new(&spilled).join("standard")).unwrap() {
+        std::fs::remove_dir_all(e.unwrap().path()).unwrap();
+    }
+    std_ok(&spilled, &privk, &["--chunk-rows", "1000"]);
+    let (c, _) = read_layer(&spilled).await;
     let (a, ra) = read_layer(&lake).await;
+    assert_eq!(row_set(&a), row_set(&c), "spilling changed the result");
+    assert!(lake_files(Path::new(&spilled)).iter().all(|f| !f.contains("_staging")), "spill files left behind");
     let (b, rb) = read_layer(&other).await;
     assert_eq!(row_set(&a), row_set(&b));
     let (mut ra, mut rb) = (ra, rb);
