@@ -130,7 +130,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (Some(s), _, _) => s,
                 (None, Some(f), _) => std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?,
                 (None, None, Some(n)) => etl::query::named_query(&n)?,
-                (None, None, None) => anyhow::bail!("give SQL, -f FILE or --name QUERY (see `etl query --list`)"),
+                (None, None, None) => {
+                    // No SQL given: a shell reading statements from stdin (`;` ends one).
+                    return Ok(etl::query::shell(&lake, args.format, &mut std::io::stdin().lock(), &mut stdout).await?);
+                }
             };
             let batches = etl::query::query(&lake, &sql).await?;
             match args.out {

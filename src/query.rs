@@ -281,6 +281,49 @@ pub async fn query(lake: &Lake, sql: &str) -> Result<Vec<RecordBatch>, QueryErro
     }
 }
 
+/// An interactive shell (or a script on stdin): runs each `;`-terminated statement and prints
+/// its result; an error is printed and the shell goes on. Exit code: failure if any failed.
+pub async fn shell(lake: &Lake, format: OutputFormat, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> Result<std::process::ExitCode, QueryError> {
+    use std::io::IsTerminal;
+    let interactive = std::io::stdin().is_terminal();
+    let (ctx, tables) = session(lake).await?;
+    if interactive {
+        writeln!(out, "etl query shell on {} — tables: {}. End statements with ';', Ctrl-D to quit.", lake.url(), tables.join(", "))?;
+    }
+    let mut buf = String::new();
+    let mut failed = false;
+    loop {
+        if interactive {
+            write!(out, "{}", if buf.trim().is_empty() { "etl> " } else { "...> " })?;
+            out.flush()?;
+        }
+        let mut line = String::new();
+        let eof = input.read_line(&mut line)? == 0;
+        buf.push_str(&line);
+        let complete: Vec<String> = if eof {
+            split_statements(&buf).into_iter().map(str::to_string).collect()
+        } else if line.trim_end().ends_with(';') {
+            split_statements(&buf).into_iter().map(str::to_string).collect()
+        } else {
+            continue;
+        };
+        buf.clear();
+        for stmt in complete {
+            match run_sql(&ctx, &stmt).await {
+                Ok(batches) => print_batches(&batches, format, out)?,
+                Err(e) => {
+                    failed = true;
+                    writeln!(out, "error: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))?;
+                }
+            }
+        }
+        if eof {
+            break;
+        }
+    }
+    Ok(if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +364,12 @@ mod tests {
         assert!(e.to_lowercase().contains("sql") || e.contains("Expected"), "{e}");
         assert_eq!(query(&lake, "select 1 + 1 as two").await.unwrap()[0].num_rows(), 1);
         assert!(named_query("no_such_query_xyz").unwrap_err().to_string().contains("no_such_query_xyz"));
+        // The shell runs each statement, reports errors and goes on.
+        let mut input = std::io::Cursor::new(b"select 1 as a;\nselec 2;\nselect\n 3 as b;\n".to_vec());
+        let mut out = Vec::new();
+        let code = shell(&lake, OutputFormat::Csv, &mut input, &mut out).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(code, std::process::ExitCode::FAILURE);
+        assert!(text.contains("a\n1\n") && text.contains("b\n3\n") && text.contains("error:"), "{text}");
     }
 }
