@@ -475,15 +475,10 @@ pub fn reduce_rows(rows: &[Row], policy: &Policy, report: &mut ReduceReport, err
     (out, trips)
 }
 
-fn new_run_id() -> String {
-    use rand::Rng;
-    format!("{:012x}", rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff)
-}
-
 /// Runs `etl reduce` (or a dry run).
 pub async fn run(lake: &Lake, policy: &Policy, dry_run: bool) -> Result<ReduceReport, ReduceError> {
     let started = Instant::now();
-    let run_id = new_run_id();
+    let run_id = crate::table::new_run_id();
     let standard = Layer::new(lake.clone(), "standard").latest().await?.ok_or(ReduceError::NoStandard)?;
     let layer = Layer::new(lake.clone(), "archive");
     let parent = if dry_run { layer.latest().await? } else { layer.recover(&["breadcrumbs", "trips"]).await? };

@@ -515,11 +515,6 @@ fn row_json(r: &Row) -> serde_json::Value {
     })
 }
 
-fn new_run_id() -> String {
-    use rand::Rng;
-    format!("{:012x}", rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff)
-}
-
 /// Runs `etl standard` (retrying when a concurrent run commits first).
 pub async fn run(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, StandardError> {
     let mut attempt = 0;
@@ -537,7 +532,7 @@ pub async fn run(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, St
 
 async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, StandardError> {
     let started = Instant::now();
-    let run_id = new_run_id();
+    let run_id = crate::table::new_run_id();
     let layer = Layer::new(lake.clone(), "standard");
     let parent = layer.recover(&["breadcrumbs", "rejects"]).await?;
     let version = parent.as_ref().map_or(1, |m| m.version + 1);

@@ -22,6 +22,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::lake::{Created, Lake, LakeError};
 use object_store::ObjectStoreExt;
 
+/// A random id for a run of `standard` or `reduce` (names its staging directory and files).
+pub fn new_run_id() -> String {
+    use rand::Rng;
+    format!("{:012x}", rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff)
+}
+
 /// Errors of the commit protocol.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {

@@ -275,3 +275,17 @@ pub fn kill_at_point_env(args: &[String], point: &str, envs: &[(String, String)]
     let _ = child.wait();
     reached
 }
+
+/// Copies a directory tree (a local lake) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}

@@ -26,21 +26,10 @@ pub(crate) async fn sample_lake() -> (tempfile::TempDir, String) {
         .await;
     let d = tempfile::tempdir().unwrap();
     let lake = d.path().join("lake");
-    copy_tree(Path::new(base), &lake);
+    copy_dir(Path::new(base), &lake);
     (d, lake.display().to_string())
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
 
 fn reduce(lake: &str, extra: &[&str]) -> Value {
     let mut a = vec!["reduce", "--lake", lake, "--format", "json"];

@@ -157,19 +157,6 @@ async fn small_batches_compact_into_one_file_per_date_with_identical_contents() 
     assert!(lake_files(Path::new(&other)).iter().all(|f| !f.contains("_staging")));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            std::fs::copy(e.path(), t).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_standard_then_rerun_gives_identical_tables() {
     let (d, lake, _topic, _) = samples_lake("std-kill").await;
