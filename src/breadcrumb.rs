@@ -288,7 +288,11 @@ struct Fields<'a> {
 }
 
 fn known_index(k: &str) -> Option<usize> {
-    KNOWN.iter().position(|n| *n == k).or_else(|| KNOWN.iter().position(|n| n.eq_ignore_ascii_case(k)))
+    KNOWN.iter().position(|n| *n == k).or_else(|| {
+        // Other vintages: lower case, stray spaces, a byte-order mark on the first CSV column.
+        let k = k.trim_start_matches('\u{feff}').trim();
+        KNOWN.iter().position(|n| n.eq_ignore_ascii_case(k))
+    })
 }
 
 impl<'de> Deserialize<'de> for Top<'de> {
@@ -358,7 +362,7 @@ pub fn parse_service_date(s: &str) -> Option<NaiveDate> {
             return NaiveDate::from_ymd_opt(year, i as u32 + 1, day);
         }
     }
-    for fmt in ["%d%b%Y", "%d-%b-%y", "%d-%b-%Y", "%Y-%m-%d", "%d/%m/%Y", "%Y%m%d"] {
+    for fmt in ["%d%b%Y", "%d-%b-%y", "%d-%b-%Y", "%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y%m%d", "%d%b%y"] {
         if let Ok(d) = NaiveDate::parse_from_str(date_part, fmt) {
             return Some(d);
         }
@@ -412,6 +416,18 @@ fn parse_top(top: Top<'_>, depth: usize) -> Result<Breadcrumb, Reject> {
     }
 }
 
+/// ACT_TIME written as a clock, `H:MM:SS` (hours may exceed 23 past midnight), in seconds.
+fn clock_seconds(v: &Scalar<'_>) -> Option<i64> {
+    let Scalar::Str(s) = v else { return None };
+    let mut it = s.trim().split(':');
+    let (h, m, sec) = (it.next()?, it.next()?, it.next().unwrap_or("0"));
+    if it.next().is_some() {
+        return None;
+    }
+    let (h, m, sec): (i64, i64, f64) = (h.trim().parse().ok()?, m.trim().parse().ok()?, sec.trim().parse().ok()?);
+    ((0..60).contains(&m) && (0.0..61.0).contains(&sec) && h >= 0).then(|| h * 3600 + m * 60 + sec.round() as i64)
+}
+
 fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject> {
     let Fields { known, extra } = f;
     if known.iter().all(Option::is_none) {
@@ -442,7 +458,11 @@ fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject
         Some(Scalar::Str(_)) => return Err(reject(rules::BAD_DATE, "OPD_DATE is empty")),
         Some(other) => return Err(reject(rules::BAD_DATE, format!("OPD_DATE {} is not a date string", other.to_value()))),
     };
-    let act_time = match num(5) {
+    let act_time = match known[5].as_ref().and_then(clock_seconds) {
+        Some(t) => Num::Value(t as f64, true),
+        None => num(5),
+    };
+    let act_time = match act_time {
         Num::Missing => return Err(reject(rules::BAD_TIME, "ACT_TIME is missing")),
         Num::Bad(s) => return Err(reject(rules::BAD_TIME, format!("ACT_TIME {s:?} is not a number"))),
         Num::Value(f, s) => {
@@ -612,9 +632,18 @@ mod tests {
     }
 
     #[test]
+    fn other_vintages_lower_case_keys_bom_and_clock_times() {
+        let r = parse("{\"\u{feff}event_no_trip\":\"7\",\" vehicle_id \":\"8\",\"opd_date\":\"09/14/2020\",\"act_time\":\"25:00:30\",\"gps_latitude\":\"45.5\",\"gps_longitude\":\"-122.6\"}".as_bytes()).unwrap();
+        assert_eq!((r.trip_id, r.vehicle_id, r.act_time), (7, 8, 90_030));
+        assert_eq!(r.service_date, NaiveDate::from_ymd_opt(2020, 9, 14).unwrap());
+        assert!(r.extra.is_none(), "{:?}", r.extra);
+        assert_eq!(parse(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":"9:99:00"}"#).unwrap_err().rule, rules::BAD_TIME);
+    }
+
+    #[test]
     fn date_formats() {
         let want = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
-        for s in ["12DEC2022:00:00:00", "12-DEC-22", "12-Dec-2022", "2022-12-12", "2022-12-12T00:00:00", "12dec2022"] {
+        for s in ["12DEC2022:00:00:00", "12-DEC-22", "12-Dec-2022", "2022-12-12", "2022-12-12T00:00:00", "12dec2022", "12/12/2022", "20221212", "2022-12-12 00:00:00"] {
             assert_eq!(parse_service_date(s), Some(want), "{s}");
         }
         assert_eq!(parse_service_date("13/13/13"), None);

@@ -76,7 +76,8 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, ProduceEr
     let perr = |reason: String| ProduceError::Parse { path: path.into(), reason };
     let is_csv = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+        let mut rdr = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::Headers).from_reader(bytes);
         let headers = rdr.headers().map_err(|e| perr(format!("bad CSV header: {e}")))?.clone();
         if headers.is_empty() {
             return Err(perr("CSV file has no header row".into()));
@@ -135,6 +136,13 @@ mod tests {
         let r = parse_records(Path::new("x.csv"), b"EVENT_NO_TRIP,VEHICLE_ID,GPS_HDOP\n1,4223,0.7\n2,4223,\n").unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[1].payload, br#"{"EVENT_NO_TRIP":"2","GPS_HDOP":"","VEHICLE_ID":"4223"}"#.to_vec());
+        assert_eq!(r[0].key.as_deref(), Some(&b"4223"[..]));
+    }
+
+    #[test]
+    fn csv_with_bom_and_spaced_headers() {
+        let r = parse_records(Path::new("x.csv"), b"\xef\xbb\xbfEVENT_NO_TRIP, VEHICLE_ID\r\n1,4223\r\n").unwrap();
+        assert_eq!(r[0].payload, br#"{"EVENT_NO_TRIP":"1","VEHICLE_ID":"4223"}"#.to_vec());
         assert_eq!(r[0].key.as_deref(), Some(&b"4223"[..]));
     }
 
