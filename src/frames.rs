@@ -1,25 +1,24 @@
-//! The raw plaintext format, `etl-frames/1`: every Kafka message kept byte for byte.
+//! The raw plaintext format, `etl-frames/2`: every Kafka message kept byte for byte.
 //!
 //! ```text
-//! {"partition":0,"offset":41,"timestamp":1670832000000,"key":"4223","len":312}\n
-//! <312 payload bytes, verbatim>\n
+//! 41 1670832000000 4 312\n          offset, timestamp (ms, or -), key length (or - for no key), payload length
+//! 4223{"EVENT_NO_TRIP":...}\n       the key bytes, then the payload bytes, verbatim, then a newline
 //! ```
 //!
-//! A JSON header line per message (key as `key` when it is UTF-8, else `key_b64`; `timestamp`
-//! in milliseconds or null), then exactly `len` payload bytes and a newline. Payloads are never
-//! re-encoded, so binary, invalid JSON and embedded newlines survive untouched; `etl cat` turns
-//! frames into NDJSON for people.
+//! The partition is the object's (it is in the object key), so it is not repeated per message;
+//! the header line is ~25 bytes, so the compressor spends its time on the payloads. Payloads and
+//! keys are never re-encoded: binary, invalid JSON and embedded newlines survive untouched.
+//! `etl cat` turns frames into NDJSON for people.
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
 
 /// Content tag of this format, recorded in the envelope header.
-pub const CONTENT: &str = "etl-frames/1";
+pub const CONTENT: &str = "etl-frames/2";
 
 /// One Kafka message as stored in the raw layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame<'a> {
-    /// Kafka partition.
+    /// Kafka partition (implied by the object; not written per frame).
     pub partition: i32,
     /// Kafka offset.
     pub offset: i64,
@@ -29,18 +28,6 @@ pub struct Frame<'a> {
     pub key: Option<&'a [u8]>,
     /// Message payload bytes (verbatim).
     pub payload: &'a [u8],
-}
-
-#[derive(Serialize, Deserialize)]
-struct FrameHeader<'a> {
-    partition: i32,
-    offset: i64,
-    timestamp: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", borrow)]
-    key: Option<std::borrow::Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_b64: Option<String>,
-    len: usize,
 }
 
 /// Errors decoding frames.
@@ -58,22 +45,29 @@ pub enum FrameError {
 
 /// Appends one frame to `out`.
 pub fn encode(out: &mut Vec<u8>, f: &Frame<'_>) {
-    let (key, key_b64) = match f.key {
-        None => (None, None),
-        Some(k) => match std::str::from_utf8(k) {
-            Ok(s) => (Some(std::borrow::Cow::Borrowed(s)), None),
-            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(k))),
-        },
-    };
-    let h = FrameHeader { partition: f.partition, offset: f.offset, timestamp: f.timestamp, key, key_b64, len: f.payload.len() };
-    // Serializing a plain struct into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &h);
-    out.push(b'\n');
+    use std::io::Write;
+    let _ = write!(out, "{} ", f.offset);
+    match f.timestamp {
+        Some(t) => {
+            let _ = write!(out, "{t} ");
+        }
+        None => out.extend_from_slice(b"- "),
+    }
+    match f.key {
+        Some(k) => {
+            let _ = write!(out, "{} ", k.len());
+        }
+        None => out.extend_from_slice(b"- "),
+    }
+    let _ = writeln!(out, "{}", f.payload.len());
+    if let Some(k) = f.key {
+        out.extend_from_slice(k);
+    }
     out.extend_from_slice(f.payload);
     out.push(b'\n');
 }
 
-/// Owned key bytes of a decoded frame (base64 keys are decoded into here).
+/// A decoded frame: positions into the plaintext buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedFrame {
     /// Kafka partition.
@@ -82,8 +76,8 @@ pub struct OwnedFrame {
     pub offset: i64,
     /// Timestamp in ms.
     pub timestamp: Option<i64>,
-    /// Key bytes.
-    pub key: Option<Vec<u8>>,
+    /// Byte range of the key within the plaintext buffer, if there is a key.
+    pub key: Option<std::ops::Range<usize>>,
     /// Byte range of the payload within the plaintext buffer.
     pub payload: std::ops::Range<usize>,
 }
@@ -92,11 +86,20 @@ pub struct OwnedFrame {
 pub struct Frames<'a> {
     buf: &'a [u8],
     pos: usize,
+    partition: i32,
 }
 
-/// Decodes frames from a plaintext buffer.
-pub fn decode(buf: &[u8]) -> Frames<'_> {
-    Frames { buf, pos: 0 }
+/// Decodes the frames of an object of `partition`.
+pub fn decode(buf: &[u8], partition: i32) -> Frames<'_> {
+    Frames { buf, pos: 0, partition }
+}
+
+fn field<T: std::str::FromStr>(f: Option<&[u8]>) -> Result<Option<T>, String> {
+    match f {
+        None => Err("header line has too few fields".into()),
+        Some(b"-") => Ok(None),
+        Some(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).map(Some).ok_or_else(|| format!("bad number {:?}", String::from_utf8_lossy(b))),
+    }
 }
 
 impl Iterator for Frames<'_> {
@@ -107,50 +110,50 @@ impl Iterator for Frames<'_> {
             return None;
         }
         let at = self.pos;
-        let rest = &self.buf[at..];
-        let corrupt = |reason: String| {
+        let mut fail = |reason: String| {
+            self.pos = self.buf.len();
             Some(Err(FrameError::Corrupt { at, reason }))
         };
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-            self.pos = self.buf.len();
-            return corrupt("header line without newline".into());
-        };
-        let h: FrameHeader<'_> = match serde_json::from_slice(&rest[..nl]) {
-            Ok(h) => h,
-            Err(e) => {
-                self.pos = self.buf.len();
-                return corrupt(format!("bad header: {e}"));
+        let rest = &self.buf[at..];
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else { return fail("header line without newline".into()) };
+        let mut parts = rest[..nl].split(|&b| b == b' ');
+        let parsed = (|| -> Result<(i64, Option<i64>, Option<usize>, usize), String> {
+            let offset = field::<i64>(parts.next())?.ok_or("offset missing")?;
+            let ts = field::<i64>(parts.next())?;
+            let klen = field::<usize>(parts.next())?;
+            let len = field::<usize>(parts.next())?.ok_or("payload length missing")?;
+            if parts.next().is_some() {
+                return Err("header line has too many fields".into());
             }
+            Ok((offset, ts, klen, len))
+        })();
+        let (offset, timestamp, klen, len) = match parsed {
+            Ok(v) => v,
+            Err(e) => return fail(e),
         };
-        let start = at + nl + 1;
-        let end = start.saturating_add(h.len);
+        let kstart = at + nl + 1;
+        let pstart = kstart.saturating_add(klen.unwrap_or(0));
+        let end = pstart.saturating_add(len);
         if self.buf.get(end) != Some(&b'\n') {
-            self.pos = self.buf.len();
-            return corrupt(format!("payload of {} bytes overruns the buffer", h.len));
+            return fail(format!("key of {} and payload of {len} bytes overrun the buffer", klen.unwrap_or(0)));
         }
         self.pos = end + 1;
-        let key = match (h.key, h.key_b64) {
-            (Some(k), _) => Some(k.as_bytes().to_vec()),
-            (None, Some(b)) => match base64::engine::general_purpose::STANDARD.decode(b) {
-                Ok(k) => Some(k),
-                Err(e) => return corrupt(format!("bad key_b64: {e}")),
-            },
-            (None, None) => None,
-        };
-        Some(Ok(OwnedFrame { partition: h.partition, offset: h.offset, timestamp: h.timestamp, key, payload: start..end }))
+        Some(Ok(OwnedFrame { partition: self.partition, offset, timestamp, key: klen.map(|_| kstart..pstart), payload: pstart..end }))
     }
 }
 
 /// One message as NDJSON for people and replay tools: `value` is the payload as a string when it
 /// is UTF-8, otherwise `value_b64`.
-pub fn to_ndjson(out: &mut Vec<u8>, f: &OwnedFrame, payload: &[u8], raw_key: &str) {
+pub fn to_ndjson(out: &mut Vec<u8>, f: &OwnedFrame, plaintext: &[u8], raw_key: &str) {
+    let payload = &plaintext[f.payload.clone()];
+    let key = f.key.clone().map(|r| &plaintext[r]);
     let mut m = serde_json::Map::new();
     m.insert("object".into(), raw_key.into());
     m.insert("partition".into(), f.partition.into());
     m.insert("offset".into(), f.offset.into());
     m.insert("timestamp".into(), f.timestamp.map_or(serde_json::Value::Null, Into::into));
     let b64 = base64::engine::general_purpose::STANDARD;
-    match f.key.as_deref().map(std::str::from_utf8) {
+    match key.map(std::str::from_utf8) {
         None => {
             m.insert("key".into(), serde_json::Value::Null);
         }
@@ -158,7 +161,7 @@ pub fn to_ndjson(out: &mut Vec<u8>, f: &OwnedFrame, payload: &[u8], raw_key: &st
             m.insert("key".into(), s.into());
         }
         Some(Err(_)) => {
-            m.insert("key_b64".into(), b64.encode(f.key.as_deref().unwrap_or_default()).into());
+            m.insert("key_b64".into(), b64.encode(key.unwrap_or_default()).into());
         }
     }
     match std::str::from_utf8(payload) {
@@ -181,29 +184,36 @@ mod tests {
             let key: Option<&[u8]> = match i % 3 {
                 0 => Some(b"4223"),
                 1 => None,
-                _ => Some(&[0xfe, 0x01]),
+                _ => Some(&[0xfe, b'\n', 0x01]),
             };
             encode(&mut buf, &Frame { partition: 2, offset: 100 + i as i64, timestamp: (i % 2 == 0).then_some(1_670_000_000_000), key, payload: p });
         }
-        let frames: Vec<OwnedFrame> = decode(&buf).collect::<Result<_, _>>().unwrap();
+        let frames: Vec<OwnedFrame> = decode(&buf, 2).collect::<Result<_, _>>().unwrap();
         assert_eq!(frames.len(), payloads.len());
         for (i, (f, p)) in frames.iter().zip(&payloads).enumerate() {
             assert_eq!(&buf[f.payload.clone()], *p);
             assert_eq!(f.offset, 100 + i as i64);
             assert_eq!(f.partition, 2);
+            assert_eq!(f.timestamp.is_some(), i % 2 == 0);
         }
-        assert_eq!(frames[2].key, Some(vec![0xfe, 0x01]));
+        assert_eq!(&buf[frames[2].key.clone().unwrap()], &[0xfe, b'\n', 0x01]);
         assert_eq!(frames[1].key, None);
+        // The header stays small: the compressor's time goes to payloads.
+        let mut one = Vec::new();
+        encode(&mut one, &Frame { partition: 0, offset: 12_345_678, timestamp: Some(1_795_416_597_147), key: Some(b"4223"), payload: b"x" });
+        assert!(one.len() < 40, "{}", String::from_utf8_lossy(&one));
     }
 
     #[test]
     fn corrupt_input_is_an_error_not_a_panic() {
         let mut buf = Vec::new();
-        encode(&mut buf, &Frame { partition: 0, offset: 1, timestamp: None, key: None, payload: b"abc" });
+        encode(&mut buf, &Frame { partition: 0, offset: 1, timestamp: None, key: Some(b"k"), payload: b"abc" });
         for cut in 0..buf.len() {
-            let r: Result<Vec<_>, _> = decode(&buf[..cut]).collect();
+            let r: Result<Vec<_>, _> = decode(&buf[..cut], 0).collect();
             assert!(cut == 0 || r.is_err(), "cut {cut}");
         }
-        assert!(decode(b"not a header\nxx").collect::<Result<Vec<_>, _>>().is_err());
+        for bad in [&b"not a header\nxx"[..], b"1 2 3\n", b"1 2 3 4 5\nx", b"1 - - 99999999999999999999\n"] {
+            assert!(decode(bad, 0).collect::<Result<Vec<_>, _>>().is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -62,7 +62,12 @@ pub struct OpenedObject {
 pub fn open_object(key: &str, sealed: &[u8], private_key: &RsaPrivateKey) -> Result<OpenedObject, ReadError> {
     let plaintext = envelope::open(sealed, private_key).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
     let content = |reason: String| ReadError::Content { key: key.into(), reason };
-    let frames: Vec<frames::OwnedFrame> = frames::decode(&plaintext).collect::<Result<_, _>>().map_err(|e| content(e.to_string()))?;
+    let (header, _) = envelope::read_header(sealed).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
+    if header.content != frames::CONTENT {
+        return Err(content(format!("unsupported content {:?} (this etl reads {})", header.content, frames::CONTENT)));
+    }
+    let partition = raw_keys::parse_object(key).map_or(0, |(_, p, _, _)| p);
+    let frames: Vec<frames::OwnedFrame> = frames::decode(&plaintext, partition).collect::<Result<_, _>>().map_err(|e| content(e.to_string()))?;
     if let Some((_, p, from, to)) = raw_keys::parse_object(key) {
         let mut prev = from - 1;
         for f in &frames {
@@ -122,7 +127,7 @@ pub async fn cat(lake: &Lake, private_key: Arc<RsaPrivateKey>, prefix: &str, out
     while let Some(o) = stream.next().await {
         let o = o?;
         for f in &o.frames {
-            frames::to_ndjson(&mut buf, f, &o.plaintext[f.payload.clone()], &o.key);
+            frames::to_ndjson(&mut buf, f, &o.plaintext, &o.key);
             n += 1;
             if buf.len() > (1 << 20) {
                 out.write_all(&buf)?;
