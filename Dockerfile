@@ -17,7 +17,7 @@ FROM rust:1-bookworm AS build
 # rdkafka builds its bundled librdkafka with ./configure + make: gcc, make, perl and zlib headers
 # (already in the rust image; named here so a different base fails loudly).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc make perl pkg-config zlib1g-dev \
+ && apt-get install -y --no-install-recommends gcc make perl pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # .dockerignore admits only Cargo.toml, Cargo.lock, src/ and benches/ (when present).
@@ -31,7 +31,7 @@ FROM debian:bookworm-slim
 # CA certificates for HTTPS to the object stores (object_store uses the system roots); zlib and
 # glibc are already part of the base image.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 etl \
  && useradd --system --uid 10001 --gid etl --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin etl
