@@ -305,7 +305,12 @@ impl<W: Write> Write for Counting<W> {
 pub struct Sealer {
     enc: flate2::write::ZlibEncoder<Counting<EnvelopeWriter<Vec<u8>>>>,
     plain: u64,
+    /// Small writes (one Kafka message each) are gathered here and handed to the compressor in
+    /// large blocks: a deflate call per 300-byte message costs more than the compression.
+    buf: Vec<u8>,
 }
+
+const SEAL_BLOCK: usize = 128 * 1024;
 
 impl Sealer {
     /// Starts a new object sealed for `public_key`.
@@ -314,6 +319,7 @@ impl Sealer {
         Ok(Self {
             enc: flate2::write::ZlibEncoder::new(Counting { inner: env, count: 0 }, flate2::Compression::new(level.min(9))),
             plain: 0,
+            buf: Vec::with_capacity(SEAL_BLOCK),
         })
     }
 
@@ -323,7 +329,8 @@ impl Sealer {
     }
 
     /// Finishes compression and encryption.
-    pub fn finish(self) -> Result<Sealed, EnvelopeError> {
+    pub fn finish(mut self) -> Result<Sealed, EnvelopeError> {
+        self.enc.write_all(&self.buf)?;
         let counting = self.enc.finish()?;
         let compressed_bytes = counting.count;
         let (bytes, _) = counting.inner.finish()?;
@@ -332,10 +339,18 @@ impl Sealer {
 }
 
 impl Write for Sealer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.enc.write(buf)?;
-        self.plain += n as u64;
-        Ok(n)
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > SEAL_BLOCK && !self.buf.is_empty() {
+            self.enc.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        if data.len() >= SEAL_BLOCK {
+            self.enc.write_all(data)?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        self.plain += data.len() as u64;
+        Ok(data.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

@@ -45,21 +45,21 @@ pub enum FrameError {
 
 /// Appends one frame to `out`.
 pub fn encode(out: &mut Vec<u8>, f: &Frame<'_>) {
-    use std::io::Write;
-    let _ = write!(out, "{} ", f.offset);
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(num.format(f.offset).as_bytes());
+    out.push(b' ');
     match f.timestamp {
-        Some(t) => {
-            let _ = write!(out, "{t} ");
-        }
-        None => out.extend_from_slice(b"- "),
+        Some(t) => out.extend_from_slice(num.format(t).as_bytes()),
+        None => out.push(b'-'),
     }
+    out.push(b' ');
     match f.key {
-        Some(k) => {
-            let _ = write!(out, "{} ", k.len());
-        }
-        None => out.extend_from_slice(b"- "),
+        Some(k) => out.extend_from_slice(num.format(k.len()).as_bytes()),
+        None => out.push(b'-'),
     }
-    let _ = writeln!(out, "{}", f.payload.len());
+    out.push(b' ');
+    out.extend_from_slice(num.format(f.payload.len()).as_bytes());
+    out.push(b'\n');
     if let Some(k) = f.key {
         out.extend_from_slice(k);
     }

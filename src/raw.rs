@@ -313,7 +313,10 @@ fn run_blocking(cfg: RawConfig, lake: Lake, rt: tokio::runtime::Handle) -> Resul
         .set("isolation.level", "read_committed")
         .set("fetch.max.bytes", "16777216")
         .set("max.partition.fetch.bytes", "8388608")
-        .set("queued.max.messages.kbytes", "16384")
+        // Partitions wait their turn for a worker with their queue prefetched; keep those queues
+        // small so memory does not grow with the number of partitions.
+        .set("queued.max.messages.kbytes", "4096")
+        .set("queued.min.messages", "20000")
         .set("fetch.wait.max.ms", "100");
     for (k, v) in &cfg.kafka_props {
         cc.set(k, v);
