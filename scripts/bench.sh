@@ -85,7 +85,9 @@ PY="$VENV/bin/python"
 
 # ---- build etl ----
 if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
-if [ "$smoke" = 1 ]; then profile=debug; build=(cargo build); else profile=release; build=(cargo build --release); fi
+# Smoke: the debug binary exactly as the tests build it (same feature set, so after
+# `cargo test` this is a no-op instead of a second build of every dependency).
+if [ "$smoke" = 1 ]; then profile=debug; build=(cargo test --no-run --test it); else profile=release; build=(cargo build --release); fi
 log "building etl ($profile): ${build[*]}"
 t_build=$SECONDS
 "${build[@]}" >&2
