@@ -347,57 +347,56 @@ fn run_blocking(cfg: RawConfig, lake: Lake, rt: tokio::runtime::Handle) -> Resul
     }
 
     // ---- land ----
-    // One consumer per worker thread: each librdkafka client has its own broker threads, so
-    // fetching and decompressing (the broker thread's work) runs in parallel too. A worker
-    // assigns one partition at a time.
     if !plans.is_empty() {
+        let mut tpl = TopicPartitionList::new();
+        let mut queues = BTreeMap::new();
+        for plan in &plans {
+            let q = consumer.split_partition_queue(&cfg.topic, plan.partition).ok_or_else(|| RawError::Partition {
+                partition: plan.partition,
+                offset: plan.from,
+                reason: "cannot open a partition queue".into(),
+            })?;
+            queues.insert(plan.partition, q);
+            let start = plan.repairs.first().map_or(plan.from, |c| c.from);
+            tpl.add_partition_offset(&cfg.topic, plan.partition, Offset::Offset(start))
+                .map_err(|e| kerr("cannot build assignment", e))?;
+        }
+        consumer.assign(&tpl).map_err(|e| kerr("cannot assign partitions", e))?;
+
         let jobs: Mutex<VecDeque<Plan>> = Mutex::new(plans.into());
+        let queues = Mutex::new(queues);
         let results: Mutex<Vec<PartitionReport>> = Mutex::new(Vec::new());
         let workers = cfg.workers.max(1).min(jobs.lock().map(|j| j.len()).unwrap_or(1));
-        let setup_errors: Mutex<Vec<RawError>> = Mutex::new(Vec::new());
+        let done = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| {
-                    let consumer: Arc<BaseConsumer> = match cc.create() {
-                        Ok(c) => Arc::new(c),
-                        Err(e) => {
-                            if let Ok(mut v) = setup_errors.lock() {
-                                v.push(kerr("cannot create consumer", e).into());
-                            }
-                            return;
-                        }
-                    };
                     loop {
                         let Some(plan) = jobs.lock().ok().and_then(|mut j| j.pop_front()) else { break };
+                        let Some(queue) = queues.lock().ok().and_then(|mut q| q.remove(&plan.partition)) else { break };
                         let mut rep = reports.get(&plan.partition).cloned().unwrap_or_default();
-                        let start = plan.repairs.first().map_or(plan.from, |c| c.from);
-                        let mut tpl = TopicPartitionList::new();
-                        let assigned = tpl
-                            .add_partition_offset(&cfg.topic, plan.partition, Offset::Offset(start))
-                            .and_then(|_| consumer.assign(&tpl));
-                        match assigned {
-                            Err(e) => rep.error = Some(format!("cannot assign partition {} at offset {start}: {e}", plan.partition)),
-                            Ok(()) => {
-                                let mut w = Worker { cfg: &cfg, lake: &lake, rt: &rt, consumer: &consumer, run_id: &run_id, rep: &mut rep };
-                                if let Err(e) = w.land(&plan) {
-                                    rep.error = Some(e.to_string());
-                                }
-                                let _ = consumer.unassign();
-                            }
+                        let mut w = Worker { cfg: &cfg, lake: &lake, rt: &rt, consumer: &consumer, queue, run_id: &run_id, rep: &mut rep };
+                        if let Err(e) = w.land(&plan) {
+                            rep.error = Some(e.to_string());
                         }
                         if let Ok(mut r) = results.lock() {
                             r.push(rep);
                         }
                     }
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
+            // Serve the main queue (errors, commit results) while workers run.
+            while done.load(std::sync::atomic::Ordering::SeqCst) < workers {
+                if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
+                    tracing::debug!("consumer event: {e}");
+                }
+            }
         });
-        if let Some(e) = setup_errors.into_inner().unwrap_or_default().into_iter().next() {
-            return Err(e);
-        }
         for r in results.into_inner().unwrap_or_default() {
             reports.insert(r.partition, r);
         }
+        let _ = consumer.unassign();
     }
 
     // ---- report ----
@@ -550,6 +549,7 @@ struct Worker<'a> {
     lake: &'a Lake,
     rt: &'a tokio::runtime::Handle,
     consumer: &'a Arc<BaseConsumer>,
+    queue: rdkafka::consumer::base_consumer::PartitionQueue<rdkafka::consumer::DefaultConsumerContext>,
     run_id: &'a str,
     rep: &'a mut PartitionReport,
 }
@@ -611,7 +611,7 @@ impl Worker<'_> {
                 }
             }
             if !reading_done {
-                match self.consumer.poll(Duration::from_millis(100)) {
+                match self.queue.poll(Duration::from_millis(100)) {
                     None => {
                         if last_progress.elapsed() > self.cfg.idle_timeout {
                             return Err(self.fail(
@@ -626,8 +626,8 @@ impl Worker<'_> {
                         last_progress = Instant::now();
                         let o = m.offset();
                         let expected = building.as_ref().map_or(from, |b| b.last + 1);
-                        if m.partition() != p || o < expected {
-                            // Prefetched before a seek or a reassignment; not ours.
+                        if o < expected {
+                            // Prefetched before a seek; not ours.
                         } else if o >= end {
                             reading_done = true;
                         } else {
