@@ -128,15 +128,6 @@ impl Lake {
         }
     }
 
-    /// Writes `bytes` at `key`, replacing what is there (reports, manifests pointers only).
-    pub async fn put_overwrite(&self, key: &str, bytes: Bytes) -> Result<(), LakeError> {
-        self.store_for(key)
-            .put(&Path::from(key), PutPayload::from_bytes(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|source| LakeError::Store { op: "put", key: key.into(), source })
-    }
-
     /// Reads a whole object; `None` if it does not exist.
     pub async fn get_opt(&self, key: &str) -> Result<Option<Bytes>, LakeError> {
         match self.store_for(key).get(&Path::from(key)).await {

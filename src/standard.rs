@@ -676,6 +676,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         rejects.extend(dups);
         for (n, chunk) in merged.chunks(cfg.file_rows.max(1)).enumerate() {
             let chunk = chunk.to_vec();
+            let rows_in_file = chunk.len() as u64;
             let (zl, rg) = (cfg.zstd_level, cfg.row_group_rows);
             let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, StandardError> { write_parquet(&rows_to_batch(&chunk)?, writer_props(zl, rg, true)) })
                 .await
@@ -687,7 +688,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
             lake.put_create(&staged_key, Bytes::from(bytes)).await?;
             report.bytes_out += size;
             report.files_written += 1;
-            new_bc.push(DataFile { path: final_key.clone(), partition: part.clone(), rows: chunk_len(&merged, n, cfg.file_rows), bytes: size });
+            new_bc.push(DataFile { path: final_key.clone(), partition: part.clone(), rows: rows_in_file, bytes: size });
             staged.insert(staged_key, final_key);
         }
         report.service_dates.push(date.to_string());
@@ -755,10 +756,6 @@ async fn spill(lake: &Lake, staging: &str, chunk: usize, by_date: BTreeMap<Naive
     Ok(())
 }
 
-fn chunk_len(all: &[Row], n: usize, size: usize) -> u64 {
-    let size = size.max(1);
-    all.len().saturating_sub(n * size).min(size) as u64
-}
 
 #[cfg(test)]
 mod tests {
