@@ -133,7 +133,7 @@ pub struct RawArgs {
     /// Cut an object after this many records. Default 1000000.
     #[arg(long, env = "ETL_OBJECT_RECORDS")]
     pub object_records: Option<u64>,
-    /// Cut an object after this many uncompressed bytes. Default 64 MiB.
+    /// Cut an object after this many uncompressed bytes. Default 32 MiB (held in memory per worker until sealed).
     #[arg(long, env = "ETL_OBJECT_BYTES")]
     pub object_bytes: Option<u64>,
     /// zlib level 0-9. Default 6.
@@ -552,7 +552,7 @@ impl RawArgs {
             return Err(ConfigError::Invalid { what: "zlib level", reason: format!("{zlib_level} (use 0-9)") });
         }
         let object_records = self.object_records.or(r.object_records).unwrap_or(1_000_000);
-        let object_bytes = self.object_bytes.or(r.object_bytes).unwrap_or(64 << 20);
+        let object_bytes = self.object_bytes.or(r.object_bytes).unwrap_or(32 << 20);
         if object_records == 0 || object_bytes == 0 {
             return Err(ConfigError::Invalid { what: "object size", reason: "object records and bytes must be > 0".into() });
         }

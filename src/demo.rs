@@ -72,7 +72,7 @@ pub async fn run(lake_dir: &Path, files: Vec<PathBuf>, out: &mut dyn std::io::Wr
         public_key,
         max_records: None,
         object_records: 5_000,
-        object_bytes: 64 << 20,
+        object_bytes: 32 << 20,
         zlib_level: 6,
         on_gap: OnGap::Fail,
         idle_timeout: std::time::Duration::from_secs(30),

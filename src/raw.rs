@@ -311,12 +311,14 @@ fn run_blocking(cfg: RawConfig, lake: Lake, rt: tokio::runtime::Handle) -> Resul
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "error")
         .set("isolation.level", "read_committed")
-        .set("fetch.max.bytes", "16777216")
-        .set("max.partition.fetch.bytes", "8388608")
-        // Partitions wait their turn for a worker with their queue prefetched; keep those queues
-        // small so memory does not grow with the number of partitions.
-        .set("queued.max.messages.kbytes", "4096")
-        .set("queued.min.messages", "20000")
+        // One partition per consumer: a small prefetch queue refilled at once (librdkafka's
+        // default waits a whole second once the queue is full, which starves the compressor),
+        // so memory is flat (a few MiB per worker) and the worker never waits on the broker.
+        .set("fetch.max.bytes", "8388608")
+        .set("max.partition.fetch.bytes", "1048576")
+        .set("queued.max.messages.kbytes", "2048")
+        .set("queued.min.messages", "100000")
+        .set("fetch.queue.backoff.ms", "5")
         .set("fetch.wait.max.ms", "100");
     for (k, v) in &cfg.kafka_props {
         cc.set(k, v);
@@ -347,56 +349,32 @@ fn run_blocking(cfg: RawConfig, lake: Lake, rt: tokio::runtime::Handle) -> Resul
     }
 
     // ---- land ----
+    // Each worker opens its own consumer per span, assigned at exactly the span's first offset:
+    // every consumer has its own librdkafka fetch/decompress thread (one broker thread for the
+    // whole run caps throughput near one core), no seek races an asynchronous assignment, and
+    // only the partitions being read prefetch (memory stays flat however many partitions wait).
     if !plans.is_empty() {
-        let mut tpl = TopicPartitionList::new();
-        let mut queues = BTreeMap::new();
-        for plan in &plans {
-            let q = consumer.split_partition_queue(&cfg.topic, plan.partition).ok_or_else(|| RawError::Partition {
-                partition: plan.partition,
-                offset: plan.from,
-                reason: "cannot open a partition queue".into(),
-            })?;
-            queues.insert(plan.partition, q);
-            let start = plan.repairs.first().map_or(plan.from, |c| c.from);
-            tpl.add_partition_offset(&cfg.topic, plan.partition, Offset::Offset(start))
-                .map_err(|e| kerr("cannot build assignment", e))?;
-        }
-        consumer.assign(&tpl).map_err(|e| kerr("cannot assign partitions", e))?;
-
         let jobs: Mutex<VecDeque<Plan>> = Mutex::new(plans.into());
-        let queues = Mutex::new(queues);
         let results: Mutex<Vec<PartitionReport>> = Mutex::new(Vec::new());
         let workers = cfg.workers.max(1).min(jobs.lock().map(|j| j.len()).unwrap_or(1));
-        let done = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..workers {
-                s.spawn(|| {
-                    loop {
-                        let Some(plan) = jobs.lock().ok().and_then(|mut j| j.pop_front()) else { break };
-                        let Some(queue) = queues.lock().ok().and_then(|mut q| q.remove(&plan.partition)) else { break };
-                        let mut rep = reports.get(&plan.partition).cloned().unwrap_or_default();
-                        let mut w = Worker { cfg: &cfg, lake: &lake, rt: &rt, consumer: &consumer, queue, run_id: &run_id, rep: &mut rep };
-                        if let Err(e) = w.land(&plan) {
-                            rep.error = Some(e.to_string());
-                        }
-                        if let Ok(mut r) = results.lock() {
-                            r.push(rep);
-                        }
+                s.spawn(|| loop {
+                    let Some(plan) = jobs.lock().ok().and_then(|mut j| j.pop_front()) else { break };
+                    let mut rep = reports.get(&plan.partition).cloned().unwrap_or_default();
+                    let mut w = Worker { cfg: &cfg, cc: &cc, lake: &lake, rt: &rt, consumer: None, spare: Vec::new(), run_id: &run_id, rep: &mut rep };
+                    if let Err(e) = w.land(&plan) {
+                        rep.error = Some(e.to_string());
                     }
-                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if let Ok(mut r) = results.lock() {
+                        r.push(rep);
+                    }
                 });
-            }
-            // Serve the main queue (errors, commit results) while workers run.
-            while done.load(std::sync::atomic::Ordering::SeqCst) < workers {
-                if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
-                    tracing::debug!("consumer event: {e}");
-                }
             }
         });
         for r in results.into_inner().unwrap_or_default() {
             reports.insert(r.partition, r);
         }
-        let _ = consumer.unassign();
     }
 
     // ---- report ----
@@ -546,40 +524,65 @@ enum Published {
 
 struct Worker<'a> {
     cfg: &'a RawConfig,
+    cc: &'a rdkafka::ClientConfig,
     lake: &'a Lake,
     rt: &'a tokio::runtime::Handle,
-    consumer: &'a Arc<BaseConsumer>,
-    queue: rdkafka::consumer::base_consumer::PartitionQueue<rdkafka::consumer::DefaultConsumerContext>,
+    /// The consumer of the span being read, assigned at its first offset.
+    consumer: Option<BaseConsumer>,
+    /// Plaintext buffer reused from one object to the next.
+    spare: Vec<u8>,
     run_id: &'a str,
     rep: &'a mut PartitionReport,
 }
+
+/// Adopted ranges shorter than this are skipped by reading on (cheaper than a new consumer).
+const SKIP_BY_READING: i64 = 20_000;
 
 impl Worker<'_> {
     fn fail(&self, offset: i64, reason: impl Into<String>) -> RawError {
         RawError::Partition { partition: self.rep.partition, offset, reason: reason.into() }
     }
 
-    fn seek(&self, offset: i64) -> Result<(), RawError> {
-        self.consumer
-            .seek(&self.cfg.topic, self.rep.partition, Offset::Offset(offset), Duration::from_secs(10))
-            .map_err(|e| self.fail(offset, format!("seek failed: {e}")))
+    /// Starts reading the partition at `offset` with a fresh consumer (no seek: a seek right
+    /// after an assignment races librdkafka's asynchronous start of the fetcher).
+    fn open(&mut self, offset: i64) -> Result<(), RawError> {
+        self.consumer = None;
+        let c: BaseConsumer = self.cc.create().map_err(|e| self.fail(offset, format!("cannot create consumer: {e}")))?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.cfg.topic, self.rep.partition, Offset::Offset(offset))
+            .map_err(|e| self.fail(offset, format!("cannot build assignment: {e}")))?;
+        c.assign(&tpl).map_err(|e| self.fail(offset, format!("cannot assign: {e}")))?;
+        self.consumer = Some(c);
+        Ok(())
+    }
+
+    /// Moves the read position forward to `to` after `at` (the next offset that would arrive):
+    /// short distances are read and dropped, long ones get a new consumer.
+    fn skip_to(&mut self, at: i64, to: i64) -> Result<(), RawError> {
+        if to - at > SKIP_BY_READING || self.consumer.is_none() {
+            self.open(to)?;
+        }
+        Ok(())
     }
 
     fn land(&mut self, plan: &Plan) -> Result<(), RawError> {
-        let mut position = plan.repairs.first().map_or(plan.from, |c| c.from);
+        let mut position = None;
         for claim in &plan.repairs {
-            if position != claim.from {
-                self.seek(claim.from)?;
+            match position {
+                Some(at) if at <= claim.from => self.skip_to(at, claim.from)?,
+                _ => self.open(claim.from)?,
             }
             self.read_span(claim.from, claim.to + 1, Some(claim))?;
-            position = claim.to + 1;
+            position = Some(claim.to + 1);
         }
         if plan.from < plan.end {
-            if position != plan.from {
-                self.seek(plan.from)?;
+            match position {
+                Some(at) if at <= plan.from => self.skip_to(at, plan.from)?,
+                _ => self.open(plan.from)?,
             }
             self.read_span(plan.from, plan.end, None)?;
         }
+        self.consumer = None;
         Ok(())
     }
 
@@ -602,16 +605,18 @@ impl Worker<'_> {
                 if repair.is_none() {
                     if let Some(c) = self.rt.block_on(self.lake.get_json::<Claim>(&raw_keys::claim(&self.cfg.topic, p, from)))? {
                         self.rep.ranges_adopted += 1;
+                        let at = from;
                         from = c.to + 1;
                         if from < end {
-                            self.seek(from)?;
+                            self.skip_to(at, from)?;
                         }
                         continue;
                     }
                 }
             }
             if !reading_done {
-                match self.queue.poll(Duration::from_millis(100)) {
+                let Some(consumer) = self.consumer.as_ref() else { return Err(self.fail(from, "no consumer open")) };
+                match consumer.poll(Duration::from_millis(100)) {
                     None => {
                         if last_progress.elapsed() > self.cfg.idle_timeout {
                             return Err(self.fail(
@@ -634,8 +639,9 @@ impl Worker<'_> {
                             let b = match building.as_mut() {
                                 Some(b) => b,
                                 None => {
-                                    let sealer = Sealer::new(&self.cfg.public_key, self.cfg.zlib_level, frames::CONTENT, (self.cfg.object_bytes / 8) as usize)
-                                        .map_err(|e| self.fail(o, e.to_string()))?;
+                                    let mut buf = std::mem::take(&mut self.spare);
+                                    buf.reserve((self.cfg.object_bytes as usize).min(256 << 20) + 64 * 1024);
+                                    let sealer = Sealer::with_buffer(&self.cfg.public_key, self.cfg.zlib_level, frames::CONTENT, buf).map_err(|e| self.fail(o, e.to_string()))?;
                                     building.insert(Building { sealer, from, last: from - 1, records: 0, message_bytes: 0 })
                                 }
                             };
@@ -668,7 +674,8 @@ impl Worker<'_> {
                         return Err(self.fail(to, format!("re-read of claimed range {}..={} ended at {to}", c.from, c.to)));
                     }
                 }
-                let sealed = b.sealer.finish().map_err(|e| self.fail(to, e.to_string()))?;
+                let (sealed, buf) = b.sealer.finish_reuse().map_err(|e| self.fail(to, e.to_string()))?;
+                self.spare = buf;
                 match self.publish(bfrom, to, records, sealed, mbytes, repair.is_some())? {
                     Published::Landed => from = to + 1,
                     Published::Adopted(other_to) => {
@@ -676,7 +683,7 @@ impl Worker<'_> {
                         from = other_to + 1;
                         reading_done = false;
                         if from < end {
-                            self.seek(from)?;
+                            self.skip_to(to + 1, from)?;
                         }
                     }
                 }
@@ -722,8 +729,8 @@ impl Worker<'_> {
         }
         if self.cfg.commit_offsets {
             let mut tpl = TopicPartitionList::new();
-            if tpl.add_partition_offset(topic, p, Offset::Offset(to + 1)).is_ok() {
-                if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            if let (Ok(()), Some(c)) = (tpl.add_partition_offset(topic, p, Offset::Offset(to + 1)), self.consumer.as_ref()) {
+                if let Err(e) = c.commit(&tpl, CommitMode::Sync) {
                     tracing::warn!("partition {p}: could not commit offset {} to group {}: {e}", to + 1, self.cfg.group_id);
                 }
             }
