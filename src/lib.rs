@@ -23,6 +23,7 @@
 
 pub mod breadcrumb;
 pub mod cli;
+pub mod columnar;
 pub mod demo;
 pub mod envelope;
 pub mod fault;

@@ -34,11 +34,11 @@ use parquet::file::metadata::SortingColumn;
 use rsa::RsaPrivateKey;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::breadcrumb::{self, rules, Breadcrumb};
+use crate::columnar::{self, WorkBuilder};
 use crate::lake::{Lake, LakeError};
 use crate::table::{DataFile, Layer, Manifest, TableError};
 use crate::verify::{fetch_object, list_objects, ReadError};
@@ -426,16 +426,40 @@ pub fn read_parquet(bytes: Bytes, what: &str) -> Result<Vec<RecordBatch>, Standa
     r.collect::<Result<Vec<_>, _>>().map_err(|e| pq_err(what, e))
 }
 
-/// Converts one opened raw object into rows and rejects.
-pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> (Vec<Row>, Vec<RejectRow>) {
+/// One raw object parsed: a work batch per service date, its rejects, and counts for the report.
+#[derive(Default)]
+pub struct Converted {
+    /// New rows by service date (work schema, see `columnar`).
+    pub by_date: BTreeMap<NaiveDate, RecordBatch>,
+    /// Records that failed a hard rule.
+    pub rejects: Vec<RejectRow>,
+    /// Rows per soft rule (index into `rules::SOFT`).
+    pub flags: [u64; 6],
+    /// Rows per encoding (index into `breadcrumb::ENCODINGS`).
+    pub encodings: [u64; 16],
+    /// Rows (not rejects).
+    pub rows: usize,
+}
+
+/// Converts one opened raw object into columnar rows (per service date) and rejects.
+pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> Result<Converted, StandardError> {
     let raw_key: Arc<str> = Arc::from(o.key.as_str());
-    let mut rows = Vec::with_capacity(o.frames.len());
-    let mut rejects = Vec::new();
+    let mut out = Converted::default();
+    let mut builders: BTreeMap<NaiveDate, WorkBuilder> = BTreeMap::new();
     for f in &o.frames {
         let payload = &o.plaintext[f.payload.clone()];
         match breadcrumb::parse(payload) {
-            Ok(bc) => rows.push(Row { bc, topic: topic.clone(), raw_key: raw_key.clone(), partition: f.partition, offset: f.offset, kafka_ts: f.timestamp }),
-            Err(rj) => rejects.push(RejectRow {
+            Ok(bc) => {
+                for (i, r) in rules::SOFT.iter().enumerate() {
+                    if bc.flags.contains(r) {
+                        out.flags[i] += 1;
+                    }
+                }
+                out.encodings[breadcrumb::ENCODINGS.iter().position(|e| *e == bc.encoding).unwrap_or(0)] += 1;
+                builders.entry(bc.service_date).or_default().push(&bc, f.partition, f.offset, f.timestamp);
+                out.rows += 1;
+            }
+            Err(rj) => out.rejects.push(RejectRow {
                 topic: topic.clone(),
                 raw_key: raw_key.clone(),
                 partition: f.partition,
@@ -448,80 +472,71 @@ pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> (Vec
             }),
         }
     }
-    (rows, rejects)
+    for (d, b) in builders {
+        out.by_date.insert(d, b.finish(topic, &raw_key)?);
+    }
+    Ok(out)
 }
 
-fn content_hash(bc: &Breadcrumb) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (bc.trip_id, bc.stop_event_id, bc.meters, bc.satellites, bc.schedule_deviation, &bc.extra).hash(&mut h);
-    for f in [bc.latitude, bc.longitude, bc.hdop, bc.velocity, bc.direction, bc.radio_quality] {
-        f.map(f64::to_bits).hash(&mut h);
+/// Removes the run's local spill directory however the run ends.
+struct SpillDir(std::path::PathBuf);
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
-    h.finish()
 }
 
-/// Merges new rows into a service date's existing rows: duplicate readings (same vehicle,
-/// act_time and values) keep the existing / lowest-lineage copy and send the others to rejects;
-/// rows are sorted by vehicle, trip, act_time, lineage; per-trip flags are recomputed.
-pub fn merge_date(existing: Vec<Row>, mut new: Vec<Row>, date: NaiveDate) -> (Vec<Row>, Vec<RejectRow>) {
-    new.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
-    let mut seen: HashMap<(i64, i32, u64), (Arc<str>, i32, i64)> = HashMap::with_capacity(existing.len() + new.len());
-    let mut rows = existing;
-    for r in &rows {
-        seen.entry((r.bc.vehicle_id, r.bc.act_time, content_hash(&r.bc))).or_insert_with(|| (r.topic.clone(), r.partition, r.offset));
+/// Writes each date's batches as one Arrow IPC stream file under `dir` (uncompressed: this is
+/// scratch space, read back once).
+fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>) -> Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError> {
+    let mut out = Vec::new();
+    for (date, batches) in by_date {
+        let what = format!("spilling to {}", dir.display());
+        std::fs::create_dir_all(dir).map_err(|e| pq_err(&what, e))?;
+        let path = dir.join(format!("{date}-{chunk:06}.arrows"));
+        let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(|e| pq_err(&what, e))?);
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(file, &columnar::work_schema()).map_err(|e| pq_err(&what, e))?;
+        for b in &batches {
+            w.write(b).map_err(|e| pq_err(&what, e))?;
+        }
+        w.finish().map_err(|e| pq_err(&what, e))?;
+        out.push((date, path));
     }
-    let mut dups = Vec::new();
-    for r in new {
-        let key = (r.bc.vehicle_id, r.bc.act_time, content_hash(&r.bc));
-        match seen.get(&key) {
-            Some(first) => dups.push(RejectRow {
-                message: format!(
-                    "same vehicle {}, service date {date}, act_time {} and values as {} partition {} offset {}",
-                    r.bc.vehicle_id, r.bc.act_time, first.0, first.1, first.2
-                ),
-                topic: r.topic.clone(),
-                raw_key: r.raw_key.clone(),
-                partition: r.partition,
-                offset: r.offset,
-                kafka_ts: r.kafka_ts,
-                service_date: Some(date),
-                rule: rules::DUPLICATE,
-                payload: serde_json::to_vec(&row_json(&r)).unwrap_or_default(),
-            }),
-            None => {
-                seen.insert(key, (r.topic.clone(), r.partition, r.offset));
-                rows.push(r);
-            }
+    Ok(out)
+}
+
+fn read_spill(path: &std::path::Path) -> Result<Vec<RecordBatch>, StandardError> {
+    let what = format!("reading spill file {}", path.display());
+    let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| pq_err(&what, e))?);
+    let r = arrow::ipc::reader::StreamReader::try_new(file, None).map_err(|e| pq_err(&what, e))?;
+    let v = r.collect::<Result<Vec<_>, _>>().map_err(|e| pq_err(&what, e))?;
+    let _ = std::fs::remove_file(path);
+    Ok(v)
+}
+
+/// What merging one service date produced.
+struct DateOut {
+    date: NaiveDate,
+    files: Vec<(Vec<u8>, u64)>,
+    dups: Vec<RejectRow>,
+    new_rows: u64,
+    new_backwards: u64,
+}
+
+/// Merges one service date: its live files, spilled runs and in-memory batches → new files.
+fn merge_date_files(date: NaiveDate, live: Vec<(String, Bytes)>, runs: Vec<std::path::PathBuf>, mut batches: Vec<RecordBatch>, file_rows: usize, props: WriterProperties) -> Result<DateOut, StandardError> {
+    for (path, bytes) in live {
+        for b in read_parquet(bytes, &path)? {
+            batches.push(columnar::to_work(&b, false)?);
         }
     }
-    rows.sort_by(|a, b| {
-        (a.bc.vehicle_id, a.bc.trip_id, a.bc.act_time, &a.topic, a.partition, a.offset).cmp(&(b.bc.vehicle_id, b.bc.trip_id, b.bc.act_time, &b.topic, b.partition, b.offset))
-    });
-    // METERS going backwards within a trip (ordered by time).
-    let mut prev: Option<(i64, i64, i64)> = None; // (vehicle, trip, meters)
-    for r in rows.iter_mut() {
-        r.bc.flags.retain(|f| *f != rules::METERS_BACKWARDS);
-        if let Some(m) = r.bc.meters {
-            if let Some((v, t, pm)) = prev {
-                if v == r.bc.vehicle_id && t == r.bc.trip_id && m < pm {
-                    r.bc.flags.push(rules::METERS_BACKWARDS);
-                }
-            }
-            prev = Some((r.bc.vehicle_id, r.bc.trip_id, m));
-        } else if prev.is_some_and(|(v, t, _)| v != r.bc.vehicle_id || t != r.bc.trip_id) {
-            prev = None;
-        }
+    for r in runs {
+        batches.extend(read_spill(&r)?);
     }
-    (rows, dups)
-}
-
-/// The typed values of a row as JSON (payload of a `duplicate` reject).
-fn row_json(r: &Row) -> serde_json::Value {
-    serde_json::json!({
-        "EVENT_NO_TRIP": r.bc.trip_id, "EVENT_NO_STOP": r.bc.stop_event_id, "VEHICLE_ID": r.bc.vehicle_id,
-        "OPD_DATE": r.bc.service_date.to_string(), "ACT_TIME": r.bc.act_time, "METERS": r.bc.meters,
-        "GPS_LATITUDE": r.bc.latitude, "GPS_LONGITUDE": r.bc.longitude, "GPS_SATELLITES": r.bc.satellites, "GPS_HDOP": r.bc.hdop,
-    })
+    let merged = columnar::merge(batches, date)?;
+    let files = columnar::write_date(&merged, file_rows, 64 * 1024, &props)?;
+    Ok(DateOut { date, files, dups: merged.dups, new_rows: merged.new_rows, new_backwards: merged.new_backwards })
 }
 
 /// Runs `etl standard` (retrying when a concurrent run commits first).
@@ -567,12 +582,13 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         return Ok(report);
     }
 
-    // ---- decode and parse, in parallel; spill each chunk's rows per date to staging ----
-    // Memory stays bounded: at most one chunk of rows (≈ `chunk_records`) is held while
-    // reading, and one service date's rows while merging.
+    // ---- decode and parse, in parallel, straight into Arrow columns per service date ----
+    // Memory stays bounded: once `chunk_rows` rows are held they are spilled to local scratch
+    // files (Arrow IPC), and service dates are merged a few at a time.
     let staging = layer.staging(&run_id);
-    let mut by_date: BTreeMap<NaiveDate, Vec<Row>> = BTreeMap::new();
-    let mut spilled: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
+    let spill_dir = SpillDir(std::env::var_os("ETL_SPILL_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from).join(format!("etl-standard-{run_id}")));
+    let mut by_date: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
+    let mut spilled: BTreeMap<NaiveDate, Vec<std::path::PathBuf>> = BTreeMap::new();
     let mut chunk_rows = 0usize;
     let mut chunk_no = 0usize;
     let mut rejects: Vec<RejectRow> = Vec::new();
@@ -586,8 +602,8 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 Ok(o) => {
                     let bytes = o.sealed_bytes;
                     let topic: Arc<str> = Arc::from(k.strip_prefix("raw/").and_then(|r| r.split('/').next()).unwrap_or(""));
-                    let (rows, rj) = tokio::task::spawn_blocking(move || convert_object(&o, &topic)).await.unwrap_or_default();
-                    (k2, Ok((rows, rj, bytes)))
+                    let conv = tokio::task::spawn_blocking(move || convert_object(&o, &topic)).await.map_err(|e| pq_err("parser", e));
+                    (k2, Ok((conv, bytes)))
                 }
                 Err(e) => (k2, Err(e)),
             }
@@ -596,21 +612,33 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     .buffered(crate::parallelism() + 1);
     while let Some((key, r)) = stream.next().await {
         match r {
-            Ok((rows, rj, bytes)) => {
+            Ok((conv, bytes)) => {
+                let conv = conv??;
                 report.raw_objects += 1;
                 report.bytes_in += bytes;
-                consumed_now.insert(key, ((rows.len() + rj.len()) as u64, rows.len() as u64, rj.len() as u64));
-                chunk_rows += rows.len();
-                for r in rows {
-                    for f in &r.bc.flags {
-                        *report.flags_by_rule.entry(f.to_string()).or_default() += 1;
+                consumed_now.insert(key, ((conv.rows + conv.rejects.len()) as u64, conv.rows as u64, conv.rejects.len() as u64));
+                chunk_rows += conv.rows;
+                for (i, n) in conv.flags.iter().enumerate() {
+                    if *n > 0 {
+                        *report.flags_by_rule.entry(rules::SOFT[i].to_string()).or_default() += n;
                     }
-                    *report.encodings.entry(r.bc.encoding.to_string()).or_default() += 1;
-                    by_date.entry(r.bc.service_date).or_default().push(r);
                 }
-                rejects.extend(rj);
+                for (i, n) in conv.encodings.iter().enumerate() {
+                    if *n > 0 {
+                        *report.encodings.entry(breadcrumb::ENCODINGS[i].to_string()).or_default() += n;
+                    }
+                }
+                for (d, b) in conv.by_date {
+                    by_date.entry(d).or_default().push(b);
+                }
+                rejects.extend(conv.rejects);
                 if chunk_rows >= cfg.chunk_rows.max(1) {
-                    spill(lake, &staging, chunk_no, std::mem::take(&mut by_date), &mut spilled).await?;
+                    let chunk = std::mem::take(&mut by_date);
+                    let dir = spill_dir.0.clone();
+                    let no = chunk_no;
+                    for (d, p) in tokio::task::spawn_blocking(move || spill_local(&dir, no, chunk)).await.map_err(|e| pq_err("spill", e))?? {
+                        spilled.entry(d).or_default().push(p);
+                    }
                     chunk_rows = 0;
                     chunk_no += 1;
                 }
@@ -630,57 +658,51 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         report.duration_s = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    for d in spilled.keys() {
-        by_date.entry(*d).or_default();
+    if !spilled.is_empty() && !by_date.is_empty() {
+        // Dates are merged a few at a time: the rest wait on disk, not in memory.
+        let chunk = std::mem::take(&mut by_date);
+        let dir = spill_dir.0.clone();
+        for (d, p) in tokio::task::spawn_blocking(move || spill_local(&dir, chunk_no, chunk)).await.map_err(|e| pq_err("spill", e))?? {
+            spilled.entry(d).or_default().push(p);
+        }
     }
 
-    // ---- merge each touched service date with its live files, write to staging ----
+    // ---- merge each touched service date with its live files, a few dates at a time ----
     let mut tables: BTreeMap<String, Vec<DataFile>> = parent.as_ref().map(|m| m.tables.clone()).unwrap_or_default();
     let live_bc = tables.remove("breadcrumbs").unwrap_or_default();
     let mut new_bc: Vec<DataFile> = Vec::new();
     let mut staged: BTreeMap<String, String> = BTreeMap::new();
-    let touched: std::collections::BTreeSet<String> = by_date.keys().map(|d| format!("service_date={d}")).collect();
+    let mut dates: std::collections::BTreeSet<NaiveDate> = by_date.keys().copied().collect();
+    dates.extend(spilled.keys().copied());
+    let touched: std::collections::BTreeSet<String> = dates.iter().map(|d| format!("service_date={d}")).collect();
     let mut kept_bc: Vec<DataFile> = live_bc.iter().filter(|f| !touched.contains(&f.partition)).cloned().collect();
-    for (date, mut rows) in by_date {
+    let jobs: Vec<(NaiveDate, Vec<RecordBatch>, Vec<std::path::PathBuf>, Vec<String>)> = dates
+        .iter()
+        .map(|d| {
+            let part = format!("service_date={d}");
+            let live: Vec<String> = live_bc.iter().filter(|f| f.partition == part).map(|f| f.path.clone()).collect();
+            (*d, by_date.remove(d).unwrap_or_default(), spilled.remove(d).unwrap_or_default(), live)
+        })
+        .collect();
+    let (file_rows, props) = (cfg.file_rows, writer_props(cfg.zstd_level, cfg.row_group_rows, true));
+    let mut merged = futures::stream::iter(jobs.into_iter().map(|(date, batches, runs, live)| {
+        let props = props.clone();
+        async move {
+            let mut live_bytes = Vec::new();
+            for path in live {
+                let bytes = lake.get(&path).await?;
+                live_bytes.push((path, bytes));
+            }
+            tokio::task::spawn_blocking(move || merge_date_files(date, live_bytes, runs, batches, file_rows, props)).await.map_err(|e| pq_err("merge", e))?
+        }
+    }))
+    .buffer_unordered(crate::parallelism());
+    let mut outs: Vec<DateOut> = Vec::new();
+    while let Some(r) = merged.next().await {
+        let DateOut { date, files, dups, new_rows, new_backwards } = r?;
+        // Upload as soon as a date is done so its bytes are not held.
         let part = format!("service_date={date}");
-        for run in spilled.remove(&date).unwrap_or_default() {
-            let bytes = lake.get(&run).await?;
-            let p = run.clone();
-            let batches = tokio::task::spawn_blocking(move || read_parquet(bytes, &p)).await.map_err(|e| pq_err("reader", e))??;
-            for b in &batches {
-                rows.extend(rows_from_batch(b, date)?);
-            }
-            lake.delete(&run).await?;
-        }
-        let mut existing = Vec::new();
-        for f in live_bc.iter().filter(|f| f.partition == part) {
-            let bytes = lake.get(&f.path).await?;
-            let p = f.path.clone();
-            let batches = tokio::task::spawn_blocking(move || read_parquet(bytes, &p)).await.map_err(|e| pq_err("reader", e))??;
-            for b in &batches {
-                existing.extend(rows_from_batch(b, date)?);
-            }
-        }
-        let before = existing.len();
-        let (merged, dups) = tokio::task::spawn_blocking(move || merge_date(existing, rows, date)).await.map_err(|e| pq_err("merge", e))?;
-        // meters_backwards depends on neighbours, so it is counted after the merge (new rows only).
-        let backwards = merged.iter().filter(|r| r.bc.flags.contains(&rules::METERS_BACKWARDS) && consumed_now.contains_key(&*r.raw_key)).count() as u64;
-        *report.flags_by_rule.entry(rules::METERS_BACKWARDS.to_string()).or_default() += backwards;
-        report.rows_written += (merged.len() - before) as u64;
-        for d in &dups {
-            if let Some(c) = consumed_now.get_mut(&*d.raw_key) {
-                c.1 = c.1.saturating_sub(1);
-                c.2 += 1;
-            }
-        }
-        rejects.extend(dups);
-        for (n, chunk) in merged.chunks(cfg.file_rows.max(1)).enumerate() {
-            let chunk = chunk.to_vec();
-            let rows_in_file = chunk.len() as u64;
-            let (zl, rg) = (cfg.zstd_level, cfg.row_group_rows);
-            let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, StandardError> { write_parquet(&rows_to_batch(&chunk)?, writer_props(zl, rg, true)) })
-                .await
-                .map_err(|e| pq_err("writer", e))??;
+        for (n, (bytes, rows_in_file)) in files.into_iter().enumerate() {
             let name = format!("part-{version:06}-{run_id}-{n:03}.parquet");
             let final_key = format!("standard/breadcrumbs/{part}/{name}");
             let staged_key = format!("{staging}/breadcrumbs/{part}/{name}");
@@ -691,7 +713,22 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
             new_bc.push(DataFile { path: final_key.clone(), partition: part.clone(), rows: rows_in_file, bytes: size });
             staged.insert(staged_key, final_key);
         }
-        report.service_dates.push(date.to_string());
+        outs.push(DateOut { date, files: Vec::new(), dups, new_rows, new_backwards });
+    }
+    drop(merged);
+    outs.sort_by_key(|o| o.date);
+    for out in outs {
+        // meters_backwards depends on neighbours, so it is counted after the merge (new rows only).
+        *report.flags_by_rule.entry(rules::METERS_BACKWARDS.to_string()).or_default() += out.new_backwards;
+        report.rows_written += out.new_rows;
+        for d in &out.dups {
+            if let Some(c) = consumed_now.get_mut(&*d.raw_key) {
+                c.1 = c.1.saturating_sub(1);
+                c.2 += 1;
+            }
+        }
+        rejects.extend(out.dups);
+        report.service_dates.push(out.date.to_string());
     }
     report.flags_by_rule.retain(|_, n| *n > 0);
 
@@ -743,20 +780,6 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     Ok(report)
 }
 
-/// Writes one chunk's rows, per service date, as staging run files (merged at the end).
-async fn spill(lake: &Lake, staging: &str, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<Row>>, spilled: &mut BTreeMap<NaiveDate, Vec<String>>) -> Result<(), StandardError> {
-    for (date, rows) in by_date {
-        let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, StandardError> { write_parquet(&rows_to_batch(&rows)?, writer_props(1, 1 << 20, false)) })
-            .await
-            .map_err(|e| pq_err("writer", e))??;
-        let key = format!("{staging}/runs/service_date={date}/run-{chunk:06}.parquet");
-        lake.put_create(&key, Bytes::from(bytes)).await?;
-        spilled.entry(date).or_default().push(key);
-    }
-    Ok(())
-}
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -766,24 +789,6 @@ mod tests {
             r#"{{"EVENT_NO_TRIP":{trip},"VEHICLE_ID":{vehicle},"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":{act},"METERS":{meters},"GPS_LATITUDE":45.5,"GPS_LONGITUDE":-122.6}}"#
         );
         Row { bc: breadcrumb::parse(payload.as_bytes()).unwrap(), topic: Arc::from("t"), raw_key: Arc::from("raw/t/x"), partition, offset, kafka_ts: Some(1) }
-    }
-
-    #[test]
-    fn merge_dedups_sorts_and_flags_backwards_meters() {
-        let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
-        let existing = vec![row(2, 10, 100, 50, 0, 0)];
-        let new = vec![row(2, 10, 105, 40, 0, 3), row(1, 5, 100, 10, 0, 2), row(2, 10, 100, 50, 1, 7), row(2, 10, 100, 50, 0, 1)];
-        let (rows, dups) = merge_date(existing, new, d);
-        assert_eq!(rows.len(), 3);
-        assert_eq!(dups.len(), 2);
-        assert!(dups.iter().all(|r| r.rule == rules::DUPLICATE && r.service_date == Some(d)));
-        assert_eq!(rows.iter().map(|r| (r.bc.vehicle_id, r.bc.act_time)).collect::<Vec<_>>(), vec![(1, 100), (2, 100), (2, 105)]);
-        assert_eq!(rows[2].bc.flags, vec![rules::METERS_BACKWARDS]);
-        assert!(rows[1].bc.flags.is_empty());
-        // Idempotent: merging again changes nothing.
-        let (again, none) = merge_date(rows.clone(), vec![], d);
-        assert_eq!(again, rows);
-        assert!(none.is_empty());
     }
 
     #[test]

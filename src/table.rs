@@ -126,7 +126,12 @@ impl Layer {
     pub async fn commit(&self, parent: Option<&Manifest>, next: &Manifest) -> Result<(), TableError> {
         let json = serde_json::to_vec_pretty(next).map_err(|e| LakeError::Json { key: self.log_key(next.version), reason: e.to_string() })?;
         if self.lake.put_create(&self.log_key(next.version), Bytes::from(json)).await? == Created::Existed {
-            return Err(TableError::Conflict { layer: self.root.clone(), version: next.version });
+            // A retried put (the store acted, then the answer was lost) finds our own entry:
+            // that is a commit, not a conflict — discarding the staging now would lose data.
+            let theirs: Option<Manifest> = self.lake.get_json(&self.log_key(next.version)).await?;
+            if theirs.is_none_or(|t| t.run_id != next.run_id) {
+                return Err(TableError::Conflict { layer: self.root.clone(), version: next.version });
+            }
         }
         crate::fault::point("after-commit");
         self.publish(parent, next).await
