@@ -148,7 +148,7 @@ pub struct RawArgs {
     /// Do not commit landed offsets to the consumer group.
     #[arg(long)]
     pub no_commit: bool,
-    /// Partitions processed in parallel. Default: number of CPUs.
+    /// Partitions processed in parallel. Default: number of CPUs + 1 (one reads while another seals).
     #[arg(long, env = "ETL_WORKERS")]
     pub workers: Option<usize>,
     /// Several workers sharing one topic: this one lands partitions p with p % COUNT == INDEX.
@@ -187,7 +187,8 @@ pub struct StandardArgs {
     /// Rows per Parquet row group (default 131072; smaller = finer pruning, larger files).
     #[arg(long)]
     pub row_group_rows: Option<usize>,
-    /// Rows held in memory before spilling to staging (default 500000; bounds memory).
+    /// New rows held in memory before they are spilled to local scratch files (Arrow IPC under
+    /// $ETL_SPILL_DIR, default the system temp dir; default 500000 rows ≈ 75 MB; bounds memory).
     #[arg(long)]
     pub chunk_rows: Option<usize>,
     /// Output format of the run report.
@@ -588,7 +589,7 @@ impl RawArgs {
                 on_gap: self.on_gap.or(r.on_gap).unwrap_or(OnGap::Fail),
                 idle_timeout: Duration::from_secs(self.idle_timeout.or(r.idle_timeout).unwrap_or(60).max(1)),
                 commit_offsets: !self.no_commit,
-                workers: self.workers.or(r.workers).unwrap_or_else(crate::parallelism).max(1),
+                workers: self.workers.or(r.workers).unwrap_or_else(|| crate::parallelism() + 1).max(1),
                 kafka_props,
                 shard,
             },
