@@ -5,19 +5,27 @@
 //!                    │
 //!   Kafka topic ─────┴──────────────────────────────────────────────┐
 //!   (partitions)                                                     │ other consumer groups
-//!        │ etl raw: seek from the lake's claims, read to the end      │ are never disturbed
-//!        │ offsets seen at start, frame messages verbatim             ▼
+//!        │ etl raw: a consumer per worker, assigned at the lake's     │ are never disturbed
+//!        │ checkpoint (claims), read to the offsets seen at start     ▼
 //!        ▼
-//!   raw/<topic>/partition=<p>/<from>-<to>.frames.zz.enc     zlib → AES-256-GCM chunks,
-//!   raw/<topic>/_claims/…  _gaps/…  _reports/…               data key RSA-OAEP wrapped
-//!        │ etl cat / etl verify (private key)
+//!   raw/<topic>/partition=<p>/<from>-<to>.frames.zz.enc     frames → zlib (libdeflate) →
+//!   raw/<topic>/_claims/…  _gaps/…  _reports/…               AES-256-GCM chunks, key RSA-OAEP
+//!        │ etl standard: decrypt, inflate, parse into Arrow columns (columnar), per service
+//!        │ date: merge with the live file, dedupe, sort, flags; manifest commit (table)
 //!        ▼
-//!   stdout NDJSON, verification report
+//!   standard/breadcrumbs/service_date=D/*.parquet  standard/rejects/  standard/_log/
+//!        │ etl reduce: sample vehicles/trips, thin breadcrumbs, trip summaries
+//!        ▼
+//!   archive/breadcrumbs/…  archive/trips/…  archive/_log/
+//!
+//!   etl query (DataFusion over every layer) · etl cat / etl verify (books per partition)
 //! ```
 //!
-//! Module map: [`envelope`] (sealing format) and [`frames`] (plaintext format) are pure;
-//! [`lake`] is the object-store edge, [`kafka`] the Kafka edge; [`raw`] is the job that joins
-//! them; [`verify`] reads the layer back; [`cli`] turns flags/env/TOML into configs.
+//! Module map: [`envelope`] (sealing format), [`frames`] (plaintext format), [`breadcrumb`]
+//! (parsing and rules) and [`columnar`] (merge of a service date) are pure; [`lake`] is the
+//! object-store edge, [`kafka`] the Kafka edge; [`raw`], [`standard`], [`reduce`] and [`query`]
+//! are the jobs that join them; [`table`] is the manifest commit protocol; [`verify`] reads the
+//! layers back; [`cli`] turns flags/env/TOML into configs.
 
 #![warn(missing_docs)]
 
