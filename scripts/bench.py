@@ -442,41 +442,31 @@ def run(a):
              "partition_records": [p["records"] for p in rep["partitions"]]}
         return r
 
-    log(f"raw: etl raw x{warm}+{runs}")
-    raw["etl"] = []
-    for i in range(warm + runs):
-        lake = os.path.join(WORK, f"raw-etl")
-        r = etl_raw(lake, f"bench-etl-raw-{stamp}-{i}")
-        if r["records"] != n:
-            sys.exit(f"bench: etl raw landed {r['records']} records, expected {n}")
-        r["warmup"] = i < warm
-        raw["etl"].append(r)
-        log(f"  etl raw run {i}: {r['duration_s']:.2f}s ({r['message_bytes'] / 1e6 / r['duration_s']:.1f} MB/s), "
-            f"rss {r['max_rss_mib']} MiB, cpu {r['cpu_s']}s")
-        if i == warm + runs - 1:
-            rm(raw_layer)
-            os.rename(lake, raw_layer)
-        else:
-            rm(lake)
+    # The default (zlib level 6), then level 5 (libdeflate: still smaller output than the seed
+    # archiver's zlib-6). The last default run's lake becomes the raw layer for `standard`.
     res["commands"]["raw_etl"] = (f"etl raw --brokers {a.brokers} --topic {topic} --lake FRESH_DIR --public-key keys/etl-public.pem "
                                   f"--group-id UNIQUE --format json")
-    save()
-
-    # The same at zlib level 5 (libdeflate): still smaller output than the seed archiver's zlib-6.
-    log(f"raw: etl raw --zlib-level 5 x{warm}+{runs}")
-    raw["etl_level5"] = []
-    for i in range(warm + runs):
-        lake = os.path.join(WORK, "raw-etl-l5")
-        r = etl_raw(lake, f"bench-etl-raw-l5-{stamp}-{i}", extra=("--zlib-level", "5"))
-        if r["records"] != n:
-            sys.exit(f"bench: etl raw --zlib-level 5 landed {r['records']} records, expected {n}")
-        r["warmup"] = i < warm
-        raw["etl_level5"].append(r)
-        log(f"  etl raw -l5 run {i}: {r['duration_s']:.2f}s ({r['message_bytes'] / 1e6 / r['duration_s']:.1f} MB/s), "
-            f"rss {r['max_rss_mib']} MiB, out {r['output_bytes'] / 1e6:.1f} MB")
-        rm(lake)
-    res["commands"]["raw_etl_level5"] = res["commands"]["raw_etl"] + " --zlib-level 5"
-    save()
+    for key, extra in (("etl", ()), ("etl_level5", ("--zlib-level", "5"))):
+        label = " ".join(["etl raw", *extra])
+        log(f"raw: {label} x{warm}+{runs}")
+        raw[key] = []
+        for i in range(warm + runs):
+            lake = os.path.join(WORK, f"raw-{key}")
+            r = etl_raw(lake, f"bench-{key}-raw-{stamp}-{i}", extra=extra)
+            if r["records"] != n:
+                sys.exit(f"bench: {label} landed {r['records']} records, expected {n}")
+            r["warmup"] = i < warm
+            raw[key].append(r)
+            log(f"  {label} run {i}: {r['duration_s']:.2f}s ({r['message_bytes'] / 1e6 / r['duration_s']:.1f} MB/s), "
+                f"rss {r['max_rss_mib']} MiB, cpu {r['cpu_s']}s, out {r['output_bytes'] / 1e6:.1f} MB")
+            if key == "etl" and i == warm + runs - 1:
+                rm(raw_layer)
+                os.rename(lake, raw_layer)
+            else:
+                rm(lake)
+        if extra:
+            res["commands"][f"raw_{key}"] = res["commands"]["raw_etl"] + " " + " ".join(extra)
+        save()
 
     for mode in ["fernet", "chunked"]:
         log(f"raw: seed archiver --mode {mode} x{warm}+{runs}")

@@ -125,8 +125,11 @@ impl WorkBuilder {
         self.trip.is_empty()
     }
 
-    /// Adds one breadcrumb with its Kafka lineage.
-    pub fn push(&mut self, bc: &Breadcrumb, partition: i32, offset: i64, kafka_ts: Option<i64>) {
+    /// Adds one breadcrumb with its Kafka lineage; returns its flag bits and encoding index
+    /// (into `ENCODINGS`) for the caller's counts.
+    pub fn push(&mut self, bc: &Breadcrumb, partition: i32, offset: i64, kafka_ts: Option<i64>) -> (u8, usize) {
+        let bits = bc.flags.iter().fold(0u8, |b, f| b | flag_bit(f));
+        let encoding = ENCODINGS.iter().position(|e| *e == bc.encoding).unwrap_or(0);
         self.trip.push(bc.trip_id);
         self.stop.append_option(bc.stop_event_id);
         self.vehicle.push(bc.vehicle_id);
@@ -141,12 +144,13 @@ impl WorkBuilder {
         self.dir.append_option(bc.direction);
         self.radio.append_option(bc.radio_quality);
         self.sched.append_option(bc.schedule_deviation);
-        self.flags.push(bc.flags.iter().fold(0u8, |b, f| b | flag_bit(f)));
+        self.flags.push(bits);
         self.extra.append_option(bc.extra.as_deref());
-        self.encoding.push(ENCODINGS.iter().position(|e| *e == bc.encoding).unwrap_or(0) as i32);
+        self.encoding.push(encoding as i32);
         self.partition.push(partition);
         self.offset.push(offset);
         self.kafka_ts.append_option(kafka_ts);
+        (bits, encoding)
     }
 
     /// The rows as a work batch (`is_new` = true) from `topic` and raw object `raw_key`.

@@ -267,7 +267,7 @@ pub fn decrypt(object: &[u8], private_key: &RsaPrivateKey) -> Result<Vec<u8>, En
 
 /// Compresses `plaintext` with zlib at `level` and seals it: the whole write path in one call.
 pub fn seal_bytes(plaintext: &[u8], public_key: &RsaPublicKey, level: u32, content: &str) -> Result<Sealed, EnvelopeError> {
-    let mut sealer = Sealer::new(public_key, level, content, plaintext.len() / 8)?;
+    let mut sealer = Sealer::new(public_key, level, content, plaintext.len())?;
     sealer.write_all(plaintext)?;
     sealer.finish()
 }

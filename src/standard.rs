@@ -450,13 +450,11 @@ pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> Resu
         let payload = &o.plaintext[f.payload.clone()];
         match breadcrumb::parse(payload) {
             Ok(bc) => {
-                for (i, r) in rules::SOFT.iter().enumerate() {
-                    if bc.flags.contains(r) {
-                        out.flags[i] += 1;
-                    }
+                let (bits, encoding) = builders.entry(bc.service_date).or_default().push(&bc, f.partition, f.offset, f.timestamp);
+                for (i, n) in out.flags.iter_mut().enumerate() {
+                    *n += u64::from(bits >> i & 1);
                 }
-                out.encodings[breadcrumb::ENCODINGS.iter().position(|e| *e == bc.encoding).unwrap_or(0)] += 1;
-                builders.entry(bc.service_date).or_default().push(&bc, f.partition, f.offset, f.timestamp);
+                out.encodings[encoding] += 1;
                 out.rows += 1;
             }
             Err(rj) => out.rejects.push(RejectRow {
@@ -504,6 +502,15 @@ fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate,
         out.push((date, path));
     }
     Ok(out)
+}
+
+/// Spills `by_date` off the runtime and records the files per date.
+async fn spill(dir: &SpillDir, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>, spilled: &mut BTreeMap<NaiveDate, Vec<std::path::PathBuf>>) -> Result<(), StandardError> {
+    let dir = dir.0.clone();
+    for (d, p) in tokio::task::spawn_blocking(move || spill_local(&dir, chunk, by_date)).await.map_err(|e| pq_err("spill", e))?? {
+        spilled.entry(d).or_default().push(p);
+    }
+    Ok(())
 }
 
 fn read_spill(path: &std::path::Path) -> Result<Vec<RecordBatch>, StandardError> {
@@ -633,12 +640,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 }
                 rejects.extend(conv.rejects);
                 if chunk_rows >= cfg.chunk_rows.max(1) {
-                    let chunk = std::mem::take(&mut by_date);
-                    let dir = spill_dir.0.clone();
-                    let no = chunk_no;
-                    for (d, p) in tokio::task::spawn_blocking(move || spill_local(&dir, no, chunk)).await.map_err(|e| pq_err("spill", e))?? {
-                        spilled.entry(d).or_default().push(p);
-                    }
+                    spill(&spill_dir, chunk_no, std::mem::take(&mut by_date), &mut spilled).await?;
                     chunk_rows = 0;
                     chunk_no += 1;
                 }
@@ -660,11 +662,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     }
     if !spilled.is_empty() && !by_date.is_empty() {
         // Dates are merged a few at a time: the rest wait on disk, not in memory.
-        let chunk = std::mem::take(&mut by_date);
-        let dir = spill_dir.0.clone();
-        for (d, p) in tokio::task::spawn_blocking(move || spill_local(&dir, chunk_no, chunk)).await.map_err(|e| pq_err("spill", e))?? {
-            spilled.entry(d).or_default().push(p);
-        }
+        spill(&spill_dir, chunk_no, std::mem::take(&mut by_date), &mut spilled).await?;
     }
 
     // ---- merge each touched service date with its live files, a few dates at a time ----
