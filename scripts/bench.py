@@ -33,6 +33,11 @@ SEED_ARCHIVER_CANDIDATES = [
 COLS = ["EVENT_NO_TRIP", "EVENT_NO_STOP", "OPD_DATE", "VEHICLE_ID", "METERS", "ACT_TIME",
         "GPS_LONGITUDE", "GPS_LATITUDE", "GPS_SATELLITES", "GPS_HDOP"]
 TZ = "America/Los_Angeles"
+# etl raw's default zlib level (src/raw.rs DEFAULT_ZLIB_LEVEL) and the other level it is measured at;
+# "zlib alone" runs at the default level (the "same level" comparison).
+ETL_LEVEL = 5
+ALT_LEVEL = 6
+ALT_KEY = f"etl_level{ALT_LEVEL}"
 
 
 def log(msg):
@@ -442,11 +447,11 @@ def run(a):
              "partition_records": [p["records"] for p in rep["partitions"]]}
         return r
 
-    # The default (zlib level 6), then level 5 (libdeflate: still smaller output than the seed
-    # archiver's zlib-6). The last default run's lake becomes the raw layer for `standard`.
+    # The default (libdeflate level 5: still smaller output than the seed archiver's zlib-6), then
+    # level 6 (smaller still, slower). The last default run's lake becomes the raw layer for `standard`.
     res["commands"]["raw_etl"] = (f"etl raw --brokers {a.brokers} --topic {topic} --lake FRESH_DIR --public-key keys/etl-public.pem "
                                   f"--group-id UNIQUE --format json")
-    for key, extra in (("etl", ()), ("etl_level5", ("--zlib-level", "5"))):
+    for key, extra in (("etl", ()), (ALT_KEY, ("--zlib-level", str(ALT_LEVEL)))):
         label = " ".join(["etl raw", *extra])
         log(f"raw: {label} x{warm}+{runs}")
         raw[key] = []
@@ -488,25 +493,25 @@ def run(a):
                                                f"--out DIR --mode {mode} --idle {a.idle}")
         save()
 
-    # zlib alone on all cores, level 6 (etl's default), over the same NDJSON bytes.
+    # zlib alone on all cores at etl's default level, over the same NDJSON bytes.
     nproc = os.cpu_count() or 1
-    log(f"raw: zlib-6 alone on {nproc} cores (python multiprocessing and pigz)")
+    log(f"raw: zlib-{ETL_LEVEL} alone on {nproc} cores (python multiprocessing and pigz)")
     raw["zlib_python"] = []
     raw["zlib_pigz"] = []
     chunk = 16 << 20
     for i in range(warm + runs):
-        m = measure([py, __file__, "peer", "zlib", data, 6, nproc, chunk])
+        m = measure([py, __file__, "peer", "zlib", data, ETL_LEVEL, nproc, chunk])
         rep = last_json(m["stdout"])
         raw["zlib_python"].append({**strip(m), "duration_s": rep["seconds"], "message_bytes": rep["input_bytes"],
                                    "output_bytes": rep["output_bytes"], "warmup": i < warm})
         if shutil.which("pigz"):
             zz = os.path.join(WORK, "pigz.zz")
-            m = measure(["sh", "-c", f"pigz -6 -p {nproc} --zlib -c '{data}' > '{zz}'"])
+            m = measure(["sh", "-c", f"pigz -{ETL_LEVEL} -p {nproc} --zlib -c '{data}' > '{zz}'"])
             raw["zlib_pigz"].append({**strip(m), "duration_s": m["wall_s"], "message_bytes": res["data_bytes"],
                                      "output_bytes": os.path.getsize(zz), "warmup": i < warm})
             os.remove(zz)
-    res["commands"]["zlib_python"] = f"bench.py peer zlib DATA.ndjson 6 {nproc} {chunk}  (zlib.compress of 16 MiB pieces in {nproc} processes)"
-    res["commands"]["zlib_pigz"] = f"pigz -6 -p {nproc} --zlib -c DATA.ndjson > OUT"
+    res["commands"]["zlib_python"] = f"bench.py peer zlib DATA.ndjson {ETL_LEVEL} {nproc} {chunk}  (zlib.compress of 16 MiB pieces in {nproc} processes)"
+    res["commands"]["zlib_pigz"] = f"pigz -{ETL_LEVEL} -p {nproc} --zlib -c DATA.ndjson > OUT"
     save()
 
     # ---- standard ----
@@ -655,7 +660,7 @@ def summarize(res):
     for k, rs in raw.items():
         if not rs:
             continue
-        nb = value_bytes if (value_bytes and k in ("etl", "etl_level5", "seed_fernet", "seed_chunked")) else rs[0]["message_bytes"]
+        nb = value_bytes if (value_bytes and k in ("etl", ALT_KEY, "seed_fernet", "seed_chunked")) else rs[0]["message_bytes"]
         d = med(rs)
         rates = [nb / 1e6 / r["duration_s"] for r in rs if not r.get("warmup")]
         S["raw"][k] = {
@@ -694,20 +699,21 @@ def summarize(res):
         for k, goal in (("seed_fernet", 10), ("seed_chunked", 20)):
             if r.get(k):
                 x = ratio(e, r[k]["MB_per_s"]["median"])
-                add("raw", f"MB/s ≥ {goal}× seed archiver ({k[5:]})", f"{x:.1f}×", f"≥ {goal}×", x >= goal)
+                size = ratio(r["etl"]["output_bytes"]["median"], r[k]["output_bytes"]["median"])
+                add("raw", f"MB/s ≥ {goal}× seed archiver ({k[5:]})", f"{x:.1f}× (output {size:.2f}× the seed's)", f"≥ {goal}×", x >= goal)
         zl = [r[k]["MB_per_s"]["median"] for k in ("zlib_python", "zlib_pigz") if r.get(k)]
         if zl:
             x = ratio(e, max(zl))
-            add("raw", "MB/s ≥ 80% of zlib-6 alone on all cores (best of python/pigz)", f"{x * 100:.0f}%", "≥ 80%", x >= 0.8)
+            add("raw", f"MB/s ≥ 80% of zlib-{ETL_LEVEL} alone on all cores (best of python/pigz)", f"{x * 100:.0f}%", "≥ 80%", x >= 0.8)
         rss = r["etl"]["max_rss_mib"]["max"]
         add("raw", "peak RSS ≤ 256 MiB", f"{rss:.0f} MiB", "≤ 256 MiB", rss <= 256)
-    if r.get("etl_level5"):
-        e5 = r["etl_level5"]["MB_per_s"]["median"]
+    if r.get(ALT_KEY):
+        e5 = r[ALT_KEY]["MB_per_s"]["median"]
         for k, goal in (("seed_fernet", 10), ("seed_chunked", 20)):
             if r.get(k):
                 x = ratio(e5, r[k]["MB_per_s"]["median"])
-                size = ratio(r["etl_level5"]["output_bytes"]["median"], r[k]["output_bytes"]["median"])
-                add("raw", f"with `--zlib-level 5`: MB/s ≥ {goal}× seed archiver ({k[5:]})", f"{x:.1f}× (output {size:.2f}× the seed's)", f"≥ {goal}×", x >= goal)
+                size = ratio(r[ALT_KEY]["output_bytes"]["median"], r[k]["output_bytes"]["median"])
+                add("raw", f"for comparison, `--zlib-level {ALT_LEVEL}`: MB/s against the seed archiver ({k[5:]})", f"{x:.1f}× (output {size:.2f}× the seed's)", "–", None)
     s = S["standard"]
     if s.get("etl") and s.get("duckdb"):
         x = ratio(s["etl"]["wall_s"]["median"], s["duckdb"]["wall_s"]["median"])
@@ -759,7 +765,8 @@ def report(out, res=None, publish=False):
         shutil.copy(os.path.join(out, "BENCHMARKS.md"), os.path.join(ROOT, "BENCHMARKS.md"))
         log("published BENCHMARKS.md and bench-results/latest.json")
     failed = [t for t in S["targets"] if t["met"] is False]
-    print(f"bench: {len(S['targets']) - len(failed)} of {len(S['targets'])} targets met", file=sys.stderr)
+    goals = [t for t in S["targets"] if t["met"] is not None]
+    print(f"bench: {len(goals) - len(failed)} of {len(goals)} targets met", file=sys.stderr)
     for t in failed:
         print(f"bench:   missed [{t['stage']}] {t['target']}: {t['value']} (goal {t['goal']})", file=sys.stderr)
 
@@ -795,7 +802,7 @@ def render(res, S):
     L.append("|---|---|---|---|---|")
     for t in S["targets"]:
         L.append(f"| {t['stage']} | {t['target']} | {t['value']}{(' — ' + t['note']) if t['note'] else ''} | {t['goal']} | "
-                 f"{'yes' if t['met'] else '**NO**'} |")
+                 f"{'–' if t['met'] is None else 'yes' if t['met'] else '**NO**'} |")
     L.append("")
 
     r = S["raw"]
@@ -806,9 +813,9 @@ def render(res, S):
              "zlib's whole compression. Process wall time, CPU (user+sys) and peak RSS come from `/usr/bin/time -v`.\n")
     L.append("| tool | MB/s | records/s | run time s | process wall s | CPU s | peak RSS MiB | output | etl ÷ tool (MB/s) |")
     L.append("|---|---|---|---|---|---|---|---|---|")
-    names = {"etl": "`etl raw` (zlib-6 via libdeflate + AES-256-GCM, RSA-OAEP key wrap)", "etl_level5": "`etl raw --zlib-level 5`", "seed_fernet": "seed archiver, fernet",
-             "seed_chunked": "seed archiver, chunked RSA-4096", "zlib_python": "zlib-6 alone, python, all cores",
-             "zlib_pigz": "zlib-6 alone, `pigz -p N --zlib`"}
+    names = {"etl": f"`etl raw` (zlib-{ETL_LEVEL} via libdeflate + AES-256-GCM, RSA-OAEP key wrap)", ALT_KEY: f"`etl raw --zlib-level {ALT_LEVEL}`",
+             "seed_fernet": "seed archiver, fernet (zlib-6)", "seed_chunked": "seed archiver, chunked RSA-4096 (zlib-6)",
+             "zlib_python": f"zlib-{ETL_LEVEL} alone, python, all cores", "zlib_pigz": f"zlib-{ETL_LEVEL} alone, `pigz -p N --zlib`"}
     e = r.get("etl", {}).get("MB_per_s", {}).get("median")
     for k, x in r.items():
         ratio = f"{e / x['MB_per_s']['median']:.2f}×" if e and k != "etl" else ""

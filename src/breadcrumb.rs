@@ -61,9 +61,26 @@ pub mod rules {
     pub const MAX_ACT_TIME: i64 = 2 * 86_400;
 
     /// Every hard rule, for documentation and reports.
-    pub const HARD: [&str; 9] = [EMPTY, INVALID_JSON, NOT_A_BREADCRUMB, MISSING_TRIP, MISSING_VEHICLE, BAD_DATE, BAD_TIME, BAD_KEY, DUPLICATE];
+    pub const HARD: [&str; 9] = [
+        EMPTY,
+        INVALID_JSON,
+        NOT_A_BREADCRUMB,
+        MISSING_TRIP,
+        MISSING_VEHICLE,
+        BAD_DATE,
+        BAD_TIME,
+        BAD_KEY,
+        DUPLICATE,
+    ];
     /// Every soft flag.
-    pub const SOFT: [&str; 6] = [OUTSIDE_AREA, NO_POSITION, HDOP_HIGH, SATELLITES, METERS_BACKWARDS, BAD_OPTIONAL];
+    pub const SOFT: [&str; 6] = [
+        OUTSIDE_AREA,
+        NO_POSITION,
+        HDOP_HIGH,
+        SATELLITES,
+        METERS_BACKWARDS,
+        BAD_OPTIONAL,
+    ];
 }
 
 /// A typed breadcrumb (lineage is added by the caller).
@@ -130,7 +147,11 @@ pub const ENCODINGS: [&str; 16] = [
 
 /// The static `encoding` value equal to `s` (for rows read back from Parquet).
 pub fn encoding_of(s: &str) -> &'static str {
-    ENCODINGS.iter().find(|e| **e == s).copied().unwrap_or(ENCODINGS[0])
+    ENCODINGS
+        .iter()
+        .find(|e| **e == s)
+        .copied()
+        .unwrap_or(ENCODINGS[0])
 }
 
 /// A hard-rule failure.
@@ -143,13 +164,62 @@ pub struct Reject {
 }
 
 fn reject(rule: &'static str, message: impl Into<String>) -> Reject {
-    Reject { rule, message: message.into() }
+    Reject {
+        rule,
+        message: message.into(),
+    }
 }
 
 const KNOWN: [&str; 14] = [
-    "EVENT_NO_TRIP", "EVENT_NO_STOP", "OPD_DATE", "VEHICLE_ID", "METERS", "ACT_TIME", "GPS_LONGITUDE", "GPS_LATITUDE",
-    "GPS_SATELLITES", "GPS_HDOP", "VELOCITY", "DIRECTION", "RADIO_QUALITY", "SCHEDULE_DEVIATION",
+    "EVENT_NO_TRIP",
+    "EVENT_NO_STOP",
+    "OPD_DATE",
+    "VEHICLE_ID",
+    "METERS",
+    "ACT_TIME",
+    "GPS_LONGITUDE",
+    "GPS_LATITUDE",
+    "GPS_SATELLITES",
+    "GPS_HDOP",
+    "VELOCITY",
+    "DIRECTION",
+    "RADIO_QUALITY",
+    "SCHEDULE_DEVIATION",
 ];
+
+/// `[-]digits[.digits]` with at most 15 digits, read exactly as `str::parse` reads it (the
+/// digits and the power of ten are both exact in f64, so one division rounds correctly) but
+/// several times faster; `None` for any other form.
+fn decimal(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let (neg, b) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (mut mantissa, mut digits, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+                scale += usize::from(dot);
+            }
+            b'.' if !dot => dot = true,
+            _ => return None,
+        }
+        if digits > 15 {
+            return None;
+        }
+    }
+    if digits == 0 || (dot && scale == 0) || b.first() == Some(&b'.') {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[scale];
+    Some(if neg { -v } else { v })
+}
 
 /// A numeric field's value after normalisation.
 enum Num {
@@ -176,7 +246,7 @@ impl Scalar<'_> {
                 if t.is_empty() || t.eq_ignore_ascii_case("null") || t.eq_ignore_ascii_case("nan") {
                     Num::Missing
                 } else {
-                    match t.parse::<f64>() {
+                    match decimal(t).map_or_else(|| t.parse::<f64>(), Ok) {
                         Ok(f) if f.is_finite() => Num::Value(f, true),
                         _ => Num::Bad(s.to_string()),
                     }
@@ -288,7 +358,25 @@ struct Fields<'a> {
 }
 
 fn known_index(k: &str) -> Option<usize> {
-    KNOWN.iter().position(|n| *n == k).or_else(|| {
+    let exact = match k {
+        "EVENT_NO_TRIP" => Some(0),
+        "EVENT_NO_STOP" => Some(1),
+        "OPD_DATE" => Some(2),
+        "VEHICLE_ID" => Some(3),
+        "METERS" => Some(4),
+        "ACT_TIME" => Some(5),
+        "GPS_LONGITUDE" => Some(6),
+        "GPS_LATITUDE" => Some(7),
+        "GPS_SATELLITES" => Some(8),
+        "GPS_HDOP" => Some(9),
+        "VELOCITY" => Some(10),
+        "DIRECTION" => Some(11),
+        "RADIO_QUALITY" => Some(12),
+        "SCHEDULE_DEVIATION" => Some(13),
+        _ => None,
+    };
+    debug_assert!(exact.is_none_or(|i| KNOWN[i] == k));
+    exact.or_else(|| {
         // Other vintages: lower case, stray spaces, a byte-order mark on the first CSV column.
         let k = k.trim_start_matches('\u{feff}').trim();
         KNOWN.iter().position(|n| n.eq_ignore_ascii_case(k))
@@ -303,8 +391,14 @@ impl<'de> Deserialize<'de> for Top<'de> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON value")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut f = Fields { known: Default::default(), extra: Vec::new() };
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut f = Fields {
+                    known: Default::default(),
+                    extra: Vec::new(),
+                };
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
                     let v = map.next_value_seed(ScalarSeed)?;
                     match known_index(&k) {
@@ -314,7 +408,10 @@ impl<'de> Deserialize<'de> for Top<'de> {
                 }
                 Ok(Top::Record(Box::new(f)))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Top::Array)
             }
@@ -353,16 +450,28 @@ pub fn parse_service_date(s: &str) -> Option<NaiveDate> {
     let date_part = t.split([':', ' ', 'T']).next().unwrap_or(t);
     // Fast path for the common `12DEC2022` form.
     let b = date_part.as_bytes();
-    if b.len() == 9 && b[..2].iter().all(u8::is_ascii_digit) && b[5..].iter().all(u8::is_ascii_digit) {
+    if b.len() == 9
+        && b[..2].iter().all(u8::is_ascii_digit)
+        && b[5..].iter().all(u8::is_ascii_digit)
+    {
         let day = (b[0] - b'0') as u32 * 10 + (b[1] - b'0') as u32;
         let year = date_part[5..].parse::<i32>().ok()?;
-        const MONTHS: [&[u8; 3]; 12] = [b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"];
-        let m = [b[2].to_ascii_uppercase(), b[3].to_ascii_uppercase(), b[4].to_ascii_uppercase()];
+        const MONTHS: [&[u8; 3]; 12] = [
+            b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV",
+            b"DEC",
+        ];
+        let m = [
+            b[2].to_ascii_uppercase(),
+            b[3].to_ascii_uppercase(),
+            b[4].to_ascii_uppercase(),
+        ];
         if let Some(i) = MONTHS.iter().position(|x| **x == m) {
             return NaiveDate::from_ymd_opt(year, i as u32 + 1, day);
         }
     }
-    for fmt in ["%d%b%Y", "%d-%b-%y", "%d-%b-%Y", "%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y%m%d", "%d%b%y"] {
+    for fmt in [
+        "%d%b%Y", "%d-%b-%y", "%d-%b-%Y", "%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y%m%d", "%d%b%y",
+    ] {
         if let Ok(d) = NaiveDate::parse_from_str(date_part, fmt) {
             return Some(d);
         }
@@ -395,9 +504,165 @@ pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(reject(rules::EMPTY, "message is empty"));
     }
-    let text = std::str::from_utf8(payload).map_err(|e| reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))?;
-    let top: Top<'_> = serde_json::from_str(text).map_err(|e| reject(rules::INVALID_JSON, format!("not JSON: {e}")))?;
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))?;
+    if let Some(f) = flat::fields(text) {
+        return from_fields(f, false);
+    }
+    parse_general(text)
+}
+
+/// Any JSON payload, through serde_json (what [`flat`] declines).
+fn parse_general(text: &str) -> Result<Breadcrumb, Reject> {
+    let top: Top<'_> = serde_json::from_str(text)
+        .map_err(|e| reject(rules::INVALID_JSON, format!("not JSON: {e}")))?;
     parse_top(top, 0)
+}
+
+/// The fast path: one flat JSON object whose keys and string values hold no escapes, and whose
+/// values are strings, numbers or null — what real breadcrumb feeds send, and ~3× faster than
+/// going through serde's visitors. Anything else (escapes, nesting, booleans, malformed text,
+/// `-0`) is declined with `None`, and [`parse_general`] decides, errors included; both paths
+/// give the same `Fields` (a test checks them against each other).
+mod flat {
+    use super::{known_index, Fields, Scalar};
+    use std::borrow::Cow;
+
+    fn skip_ws(b: &[u8], mut i: usize) -> usize {
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        i
+    }
+
+    /// A string starting after its opening quote at `start`: where its text starts and where its
+    /// closing quote is. `None` on an escape or a control character.
+    fn string(b: &[u8], start: usize) -> Option<(usize, usize)> {
+        let mut j = start;
+        while j < b.len() {
+            match b[j] {
+                b'"' => return Some((start, j)),
+                b'\\' | 0..=0x1f => return None,
+                _ => j += 1,
+            }
+        }
+        None
+    }
+
+    fn digits(b: &[u8], mut j: usize) -> usize {
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        j
+    }
+
+    /// A number by JSON's grammar starting at `start`, as serde_json would give it: integers
+    /// that fit i64/u64 exactly, short decimals as f64; `None` for what only serde_json can
+    /// round the way it does (exponents, more than 15 digits, integers beyond u64).
+    fn number<'a>(b: &[u8], text: &'a str, start: usize) -> Option<(Scalar<'a>, usize)> {
+        let mut j = start;
+        if b[j] == b'-' {
+            j += 1;
+        }
+        match b.get(j)? {
+            b'0' => j += 1,
+            b'1'..=b'9' => j = digits(b, j),
+            _ => return None,
+        }
+        let mut integer = true;
+        if b.get(j) == Some(&b'.') {
+            let d = j + 1;
+            j = digits(b, d);
+            if j == d {
+                return None;
+            }
+            integer = false;
+        }
+        let exponent_free = !matches!(b.get(j), Some(b'e' | b'E'));
+        if !exponent_free {
+            j += 1;
+            if matches!(b.get(j), Some(b'+' | b'-')) {
+                j += 1;
+            }
+            let d = j;
+            j = digits(b, d);
+            if j == d {
+                return None;
+            }
+            integer = false;
+        }
+        let tok = &text[start..j];
+        if tok == "-0" {
+            return None;
+        }
+        if integer {
+            if let Ok(v) = tok.parse::<i64>() {
+                return Some((Scalar::Num(v as f64, v.into()), j));
+            }
+            let v = tok.parse::<u64>().ok()?;
+            return Some((Scalar::Num(v as f64, v.into()), j));
+        }
+        // Decimals that both parsers round exactly alike (at most 15 digits, no exponent: the
+        // value is digits / 10^k with both exact in f64); serde_json takes the rest.
+        if !exponent_free || tok.bytes().filter(u8::is_ascii_digit).count() > 15 {
+            return None;
+        }
+        let v: f64 = super::decimal(tok).map_or_else(|| tok.parse().ok(), Some)?;
+        Some((Scalar::Num(v, serde_json::Number::from_f64(v)?), j))
+    }
+
+    /// The fields of `text` if it is a flat object the fast path can read.
+    pub(super) fn fields(text: &str) -> Option<Fields<'_>> {
+        let b = text.as_bytes();
+        let mut i = skip_ws(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        let mut f = Fields {
+            known: Default::default(),
+            extra: Vec::new(),
+        };
+        i = skip_ws(b, i + 1);
+        if b.get(i) == Some(&b'}') {
+            i += 1;
+        } else {
+            loop {
+                if b.get(i) != Some(&b'"') {
+                    return None;
+                }
+                let (ks, ke) = string(b, i + 1)?;
+                let key = &text[ks..ke];
+                i = skip_ws(b, ke + 1);
+                if b.get(i) != Some(&b':') {
+                    return None;
+                }
+                i = skip_ws(b, i + 1);
+                let (value, next) = match *b.get(i)? {
+                    b'"' => {
+                        let (vs, ve) = string(b, i + 1)?;
+                        (Scalar::Str(Cow::Borrowed(&text[vs..ve])), ve + 1)
+                    }
+                    b'n' if b[i..].starts_with(b"null") => (Scalar::Null, i + 4),
+                    b'-' | b'0'..=b'9' => number(b, text, i)?,
+                    _ => return None,
+                };
+                match known_index(key) {
+                    Some(k) if f.known[k].is_none() => f.known[k] = Some(value),
+                    _ => f.extra.push((Cow::Borrowed(key), value)),
+                }
+                i = skip_ws(b, next);
+                match b.get(i)? {
+                    b',' => i = skip_ws(b, i + 1),
+                    b'}' => {
+                        i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        (skip_ws(b, i) == b.len()).then_some(f)
+    }
 }
 
 fn parse_top(top: Top<'_>, depth: usize) -> Result<Breadcrumb, Reject> {
@@ -406,13 +671,30 @@ fn parse_top(top: Top<'_>, depth: usize) -> Result<Breadcrumb, Reject> {
         Top::Str(s) => {
             // Double (or more) encoded: a JSON string holding the JSON object.
             if depth >= 3 {
-                return Err(reject(rules::NOT_A_BREADCRUMB, "a JSON string nested too deep"));
+                return Err(reject(
+                    rules::NOT_A_BREADCRUMB,
+                    "a JSON string nested too deep",
+                ));
             }
-            let inner: Top<'_> = serde_json::from_str(&s).map_err(|e| reject(rules::INVALID_JSON, format!("a JSON string that is not JSON inside: {e}")))?;
+            if let Some(f) = flat::fields(&s) {
+                return from_fields(f, true);
+            }
+            let inner: Top<'_> = serde_json::from_str(&s).map_err(|e| {
+                reject(
+                    rules::INVALID_JSON,
+                    format!("a JSON string that is not JSON inside: {e}"),
+                )
+            })?;
             parse_top(inner, depth + 1)
         }
-        Top::Array => Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array, expected one breadcrumb object")),
-        Top::Other(kind) => Err(reject(rules::NOT_A_BREADCRUMB, format!("a JSON {kind}, expected a breadcrumb object"))),
+        Top::Array => Err(reject(
+            rules::NOT_A_BREADCRUMB,
+            "a JSON array, expected one breadcrumb object",
+        )),
+        Top::Other(kind) => Err(reject(
+            rules::NOT_A_BREADCRUMB,
+            format!("a JSON {kind}, expected a breadcrumb object"),
+        )),
     }
 }
 
@@ -424,15 +706,23 @@ fn clock_seconds(v: &Scalar<'_>) -> Option<i64> {
     if it.next().is_some() {
         return None;
     }
-    let (h, m, sec): (i64, i64, f64) = (h.trim().parse().ok()?, m.trim().parse().ok()?, sec.trim().parse().ok()?);
-    ((0..60).contains(&m) && (0.0..61.0).contains(&sec) && h >= 0).then(|| h * 3600 + m * 60 + sec.round() as i64)
+    let (h, m, sec): (i64, i64, f64) = (
+        h.trim().parse().ok()?,
+        m.trim().parse().ok()?,
+        sec.trim().parse().ok()?,
+    );
+    ((0..60).contains(&m) && (0.0..61.0).contains(&sec) && h >= 0)
+        .then(|| h * 3600 + m * 60 + sec.round() as i64)
 }
 
 fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject> {
     let Fields { known, extra } = f;
     if known.iter().all(Option::is_none) {
         let fields: Vec<&str> = extra.iter().map(|(k, _)| k.as_ref()).take(6).collect();
-        return Err(reject(rules::NOT_A_BREADCRUMB, format!("no breadcrumb fields (has: {})", fields.join(", "))));
+        return Err(reject(
+            rules::NOT_A_BREADCRUMB,
+            format!("no breadcrumb fields (has: {})", fields.join(", ")),
+        ));
     }
     let num = |i: usize| known[i].as_ref().map_or(Num::Missing, Scalar::num);
     let mut strings = false;
@@ -444,19 +734,33 @@ fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject
                 strings |= s;
                 Ok(f as i64)
             }
-            Num::Value(f, _) => Err(reject(rules::BAD_KEY, format!("{} = {f} is not an integer", KNOWN[i]))),
-            Num::Bad(s) => Err(reject(rules::BAD_KEY, format!("{} = {s:?} is not a number", KNOWN[i]))),
+            Num::Value(f, _) => Err(reject(
+                rules::BAD_KEY,
+                format!("{} = {f} is not an integer", KNOWN[i]),
+            )),
+            Num::Bad(s) => Err(reject(
+                rules::BAD_KEY,
+                format!("{} = {s:?} is not a number", KNOWN[i]),
+            )),
         }
     };
     let trip_id = int_key(0, rules::MISSING_TRIP)?;
     let vehicle_id = int_key(3, rules::MISSING_VEHICLE)?;
     let service_date = match &known[2] {
-        Some(Scalar::Str(s)) if !s.trim().is_empty() => {
-            parse_service_date(s).ok_or_else(|| reject(rules::BAD_DATE, format!("OPD_DATE {s:?} is in no known format")))?
-        }
+        Some(Scalar::Str(s)) if !s.trim().is_empty() => parse_service_date(s).ok_or_else(|| {
+            reject(
+                rules::BAD_DATE,
+                format!("OPD_DATE {s:?} is in no known format"),
+            )
+        })?,
         Some(Scalar::Null) | None => return Err(reject(rules::BAD_DATE, "OPD_DATE is missing")),
         Some(Scalar::Str(_)) => return Err(reject(rules::BAD_DATE, "OPD_DATE is empty")),
-        Some(other) => return Err(reject(rules::BAD_DATE, format!("OPD_DATE {} is not a date string", other.to_value()))),
+        Some(other) => {
+            return Err(reject(
+                rules::BAD_DATE,
+                format!("OPD_DATE {} is not a date string", other.to_value()),
+            ))
+        }
     };
     let act_time = match known[5].as_ref().and_then(clock_seconds) {
         Some(t) => Num::Value(t as f64, true),
@@ -464,17 +768,26 @@ fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject
     };
     let act_time = match act_time {
         Num::Missing => return Err(reject(rules::BAD_TIME, "ACT_TIME is missing")),
-        Num::Bad(s) => return Err(reject(rules::BAD_TIME, format!("ACT_TIME {s:?} is not a number"))),
+        Num::Bad(s) => {
+            return Err(reject(
+                rules::BAD_TIME,
+                format!("ACT_TIME {s:?} is not a number"),
+            ))
+        }
         Num::Value(f, s) => {
             strings |= s;
             let t = f.round() as i64;
             if !(0..=rules::MAX_ACT_TIME).contains(&t) {
-                return Err(reject(rules::BAD_TIME, format!("ACT_TIME {t} is outside 0..={}", rules::MAX_ACT_TIME)));
+                return Err(reject(
+                    rules::BAD_TIME,
+                    format!("ACT_TIME {t} is outside 0..={}", rules::MAX_ACT_TIME),
+                ));
             }
             t
         }
     };
-    let event_time_us = event_time_us(service_date, act_time).ok_or_else(|| reject(rules::BAD_TIME, "ACT_TIME gives no valid instant"))?;
+    let event_time_us = event_time_us(service_date, act_time)
+        .ok_or_else(|| reject(rules::BAD_TIME, "ACT_TIME gives no valid instant"))?;
     let mut opt = |i: usize| -> Option<f64> {
         match num(i) {
             Num::Missing => None,
@@ -514,15 +827,23 @@ fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject
     if hdop.is_some_and(|h| h > rules::MAX_HDOP || h < 0.0) {
         flags.push(rules::HDOP_HIGH);
     }
-    if satellites.is_some_and(|s| !(rules::SATELLITES_RANGE.0..=rules::SATELLITES_RANGE.1).contains(&s)) {
+    if satellites
+        .is_some_and(|s| !(rules::SATELLITES_RANGE.0..=rules::SATELLITES_RANGE.1).contains(&s))
+    {
         flags.push(rules::SATELLITES);
     }
     let n_known = known.iter().filter(|v| v.is_some()).count();
-    let bits = usize::from(n_known > 10) | (usize::from(double_encoded) << 1) | (usize::from(strings) << 2) | (usize::from(!extra.is_empty()) << 3);
+    let bits = usize::from(n_known > 10)
+        | (usize::from(double_encoded) << 1)
+        | (usize::from(strings) << 2)
+        | (usize::from(!extra.is_empty()) << 3);
     let extra = if extra.is_empty() {
         None
     } else {
-        let m: Map<String, Value> = extra.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect();
+        let m: Map<String, Value> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_value()))
+            .collect();
         Some(Value::Object(m).to_string())
     };
     Ok(Breadcrumb {
@@ -553,7 +874,155 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     fn utc(us: i64) -> String {
-        DateTime::<Utc>::from_timestamp_micros(us).unwrap().to_rfc3339()
+        DateTime::<Utc>::from_timestamp_micros(us)
+            .unwrap()
+            .to_rfc3339()
+    }
+
+    #[test]
+    fn decimal_reads_exactly_what_str_parse_reads() {
+        for s in [
+            "0",
+            "-0",
+            "7",
+            "-122.867367",
+            "45.527212",
+            "0.8",
+            "12.0",
+            "00012.50",
+            "999999999999999",
+            "0.00000000000001",
+            "-0.5",
+            "123456789.123456",
+        ] {
+            assert_eq!(
+                decimal(s).map(f64::to_bits),
+                Some(s.parse::<f64>().unwrap().to_bits()),
+                "{s}"
+            );
+        }
+        // Deterministic sweep over many coordinates and odometer readings.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let s = format!(
+                "{}{}.{:0w$}",
+                if x & 1 == 1 { "-" } else { "" },
+                (x >> 8) % 1000,
+                (x >> 20) % 10u64.pow((x >> 60) as u32 % 10 + 1),
+                w = (x >> 60) as usize % 10 + 1
+            );
+            assert_eq!(
+                decimal(&s).map(f64::to_bits),
+                Some(s.parse::<f64>().unwrap().to_bits()),
+                "{s}"
+            );
+        }
+        for s in [
+            "",
+            "-",
+            ".5",
+            "5.",
+            "1e3",
+            "1.2.3",
+            " 1",
+            "1 ",
+            "+1",
+            "1234567890123456",
+            "0x10",
+            "inf",
+            "NaN",
+        ] {
+            assert_eq!(decimal(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_serde_on_every_shape() {
+        let base = r#"{"EVENT_NO_TRIP":218393116,"EVENT_NO_STOP":218393162,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":2901,"METERS":38670,"ACT_TIME":33160,"GPS_LONGITUDE":-122.867367,"GPS_LATITUDE":45.527212,"GPS_SATELLITES":12.0,"GPS_HDOP":0.8}"#;
+        let mut cases: Vec<String> = vec![
+            base.into(),
+            base.replace(':', " : ").replace(',', " ,\n\t"),
+            format!("  {base}\r\n"),
+            base.replace("218393116", "\"218393116\"")
+                .replace("0.8", "\" 0.8 \""),
+            base.replace("EVENT_NO_TRIP", "event_no_trip")
+                .replace("VEHICLE_ID", " Vehicle_Id "),
+            base.replace("12.0", "null").replace("0.8", "\"\""),
+            base.replace("-122.867367", "-1.22867367e2")
+                .replace("45.527212", "4552.7212E-2"),
+            base.replace("38670", "-38670").replace("33160", "33160.4"),
+            base.replace("38670", "18446744073709551615")
+                .replace("2901", "123456789012345678901234"),
+            base.replace("}", r#","ROUTE":"20","X":null,"Y":1.5e3}"#),
+            base.replace("}", r#","EVENT_NO_TRIP":7}"#),
+            base.replace("0.8", "-0"),
+            base.replace("0.8", "-0.0"),
+            base.replace("0.8", "1e400"),
+            base.replace("0.8", "true"),
+            base.replace("0.8", "[1]"),
+            base.replace("0.8", r#"{"a":1}"#),
+            base.replace("0.8", "01"),
+            base.replace("0.8", ".8"),
+            base.replace("0.8", "8."),
+            base.replace("0.8", "+8"),
+            base.replace("0.8", "8e"),
+            base.replace("0.8", "nullx"),
+            base.replace("0.8", "nul"),
+            base.replace("0.8", r#""a\"b""#),
+            base.replace("0.8", "\"tab\there\""),
+            base.replace("OPD_DATE", "OPD_\\u0044ATE"),
+            base.replace("OPD_DATE", "\u{feff}OPD_DATE"),
+            base.replace("12DEC2022", "12DÉC2022"),
+            base.replace("}", ""),
+            base.replace("}", "}}"),
+            base.replace("}", "} x"),
+            base.replace(",", ",,"),
+            base.replace("{", "{,"),
+            "{}".into(),
+            " { } ".into(),
+            "{\"a\"}".into(),
+            "[]".into(),
+        ];
+        // Real records: the JSON sample compact and pretty, the CSV sample as all-string objects.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/");
+        let json: Vec<Value> = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{dir}VladChevdar_DataTransport_bcsample_2022-12-12.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        for v in json.iter().step_by(7) {
+            cases.push(v.to_string());
+            cases.push(serde_json::to_string_pretty(v).unwrap());
+        }
+        let csv = std::fs::read_to_string(format!(
+            "{dir}tuannguyen8_data-engineering_bc_veh4223_2023-02-15.csv"
+        ))
+        .unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        for line in lines.step_by(5) {
+            let m: Map<String, Value> = header
+                .iter()
+                .zip(line.split(','))
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect();
+            cases.push(Value::Object(m).to_string());
+        }
+        let mut fast = 0;
+        for c in &cases {
+            fast += usize::from(flat::fields(c).is_some());
+            assert_eq!(parse(c.as_bytes()), parse_general(c), "{c}");
+        }
+        assert!(
+            fast > 20,
+            "the fast path took only {fast} of {} cases",
+            cases.len()
+        );
     }
 
     #[test]
@@ -562,7 +1031,13 @@ mod tests {
         let b = parse(br#"{"EVENT_NO_TRIP":"218393116","EVENT_NO_STOP":"218393162","OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":"2901","METERS":"38670","ACT_TIME":"33160","GPS_LONGITUDE":"-122.867367","GPS_LATITUDE":"45.527212","GPS_SATELLITES":"12","GPS_HDOP":"0.8"}"#).unwrap();
         assert_eq!(a.encoding, "json");
         assert_eq!(b.encoding, "json+string_numbers");
-        assert_eq!(Breadcrumb { encoding: "", ..a.clone() }, Breadcrumb { encoding: "", ..b });
+        assert_eq!(
+            Breadcrumb {
+                encoding: "",
+                ..a.clone()
+            },
+            Breadcrumb { encoding: "", ..b }
+        );
         assert_eq!(a.satellites, Some(12));
         assert!(a.flags.is_empty(), "{:?}", a.flags);
         // 33160 s = 09:12:40 PST = 17:12:40 UTC.
@@ -572,13 +1047,22 @@ mod tests {
     #[test]
     fn missing_values_double_encoding_old_fields_and_extras() {
         let r = parse(br#""{\"EVENT_NO_TRIP\":1,\"VEHICLE_ID\":2,\"OPD_DATE\":\"14-SEP-20\",\"ACT_TIME\":\"100\",\"GPS_HDOP\":\"\",\"GPS_LATITUDE\":null,\"VELOCITY\":\"7\",\"DIRECTION\":\"90\",\"RADIO_QUALITY\":\"\",\"SCHEDULE_DEVIATION\":\"-3\",\"METERS\":\"12\",\"GPS_LONGITUDE\":\"-122.6\",\"GPS_SATELLITES\":\"9\",\"EVENT_NO_STOP\":\"5\",\"ROUTE\":\"20\"}""#).unwrap();
-        assert_eq!(r.service_date, NaiveDate::from_ymd_opt(2020, 9, 14).unwrap());
+        assert_eq!(
+            r.service_date,
+            NaiveDate::from_ymd_opt(2020, 9, 14).unwrap()
+        );
         assert_eq!(r.hdop, None);
         assert_eq!(r.latitude, None);
         assert_eq!(r.velocity, Some(7.0));
         assert_eq!(r.schedule_deviation, Some(-3));
         assert_eq!(r.extra.as_deref(), Some(r#"{"ROUTE":"20"}"#));
-        assert!(r.encoding.contains("double_encoded") && r.encoding.contains("14_field") && r.encoding.contains("extra_fields"), "{}", r.encoding);
+        assert!(
+            r.encoding.contains("double_encoded")
+                && r.encoding.contains("14_field")
+                && r.encoding.contains("extra_fields"),
+            "{}",
+            r.encoding
+        );
         assert_eq!(r.flags, vec![rules::NO_POSITION]);
     }
 
@@ -608,7 +1092,15 @@ mod tests {
     #[test]
     fn soft_rules_flag_but_keep() {
         let r = parse(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":1,"GPS_LATITUDE":40.0,"GPS_LONGITUDE":-122.6,"GPS_HDOP":9.5,"GPS_SATELLITES":0,"METERS":"x"}"#).unwrap();
-        assert_eq!(r.flags, vec![rules::BAD_OPTIONAL, rules::OUTSIDE_AREA, rules::HDOP_HIGH, rules::SATELLITES]);
+        assert_eq!(
+            r.flags,
+            vec![
+                rules::BAD_OPTIONAL,
+                rules::OUTSIDE_AREA,
+                rules::HDOP_HIGH,
+                rules::SATELLITES
+            ]
+        );
         assert_eq!(r.meters, None);
     }
 
@@ -616,26 +1108,50 @@ mod tests {
     fn event_time_across_dst_and_past_midnight() {
         let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
         // Spring forward 2023-03-12: 10:00 is PDT (UTC-7).
-        assert_eq!(utc(event_time_us(d(2023, 3, 12), 36_000).unwrap()), "2023-03-12T17:00:00+00:00");
+        assert_eq!(
+            utc(event_time_us(d(2023, 3, 12), 36_000).unwrap()),
+            "2023-03-12T17:00:00+00:00"
+        );
         // 01:30 that day is still PST (UTC-8).
-        assert_eq!(utc(event_time_us(d(2023, 3, 12), 5_400).unwrap()), "2023-03-12T09:30:00+00:00");
+        assert_eq!(
+            utc(event_time_us(d(2023, 3, 12), 5_400).unwrap()),
+            "2023-03-12T09:30:00+00:00"
+        );
         // 02:30 does not exist: read with the pre-change offset → 10:30 UTC (= 03:30 PDT).
-        assert_eq!(utc(event_time_us(d(2023, 3, 12), 9_000).unwrap()), "2023-03-12T10:30:00+00:00");
+        assert_eq!(
+            utc(event_time_us(d(2023, 3, 12), 9_000).unwrap()),
+            "2023-03-12T10:30:00+00:00"
+        );
         // Fall back 2022-11-06: 10:00 is PST (UTC-8).
-        assert_eq!(utc(event_time_us(d(2022, 11, 6), 36_000).unwrap()), "2022-11-06T18:00:00+00:00");
+        assert_eq!(
+            utc(event_time_us(d(2022, 11, 6), 36_000).unwrap()),
+            "2022-11-06T18:00:00+00:00"
+        );
         // 01:30 happens twice: the first (PDT).
-        assert_eq!(utc(event_time_us(d(2022, 11, 6), 5_400).unwrap()), "2022-11-06T08:30:00+00:00");
+        assert_eq!(
+            utc(event_time_us(d(2022, 11, 6), 5_400).unwrap()),
+            "2022-11-06T08:30:00+00:00"
+        );
         // ACT_TIME past midnight: 90000 s on 2023-02-15 = 01:00 PST on the 16th = 09:00 UTC.
-        assert_eq!(utc(event_time_us(d(2023, 2, 15), 90_000).unwrap()), "2023-02-16T09:00:00+00:00");
+        assert_eq!(
+            utc(event_time_us(d(2023, 2, 15), 90_000).unwrap()),
+            "2023-02-16T09:00:00+00:00"
+        );
         // Summer: PDT.
-        assert_eq!(utc(event_time_us(d(2023, 7, 1), 0).unwrap()), "2023-07-01T07:00:00+00:00");
+        assert_eq!(
+            utc(event_time_us(d(2023, 7, 1), 0).unwrap()),
+            "2023-07-01T07:00:00+00:00"
+        );
     }
 
     #[test]
     fn other_vintages_lower_case_keys_bom_and_clock_times() {
         let r = parse("{\"\u{feff}event_no_trip\":\"7\",\" vehicle_id \":\"8\",\"opd_date\":\"09/14/2020\",\"act_time\":\"25:00:30\",\"gps_latitude\":\"45.5\",\"gps_longitude\":\"-122.6\"}".as_bytes()).unwrap();
         assert_eq!((r.trip_id, r.vehicle_id, r.act_time), (7, 8, 90_030));
-        assert_eq!(r.service_date, NaiveDate::from_ymd_opt(2020, 9, 14).unwrap());
+        assert_eq!(
+            r.service_date,
+            NaiveDate::from_ymd_opt(2020, 9, 14).unwrap()
+        );
         assert!(r.extra.is_none(), "{:?}", r.extra);
         assert_eq!(parse(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":"9:99:00"}"#).unwrap_err().rule, rules::BAD_TIME);
     }
@@ -643,7 +1159,17 @@ mod tests {
     #[test]
     fn date_formats() {
         let want = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
-        for s in ["12DEC2022:00:00:00", "12-DEC-22", "12-Dec-2022", "2022-12-12", "2022-12-12T00:00:00", "12dec2022", "12/12/2022", "20221212", "2022-12-12 00:00:00"] {
+        for s in [
+            "12DEC2022:00:00:00",
+            "12-DEC-22",
+            "12-Dec-2022",
+            "2022-12-12",
+            "2022-12-12T00:00:00",
+            "12dec2022",
+            "12/12/2022",
+            "20221212",
+            "2022-12-12 00:00:00",
+        ] {
             assert_eq!(parse_service_date(s), Some(want), "{s}");
         }
         assert_eq!(parse_service_date("13/13/13"), None);
