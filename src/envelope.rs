@@ -357,6 +357,12 @@ impl Sealer {
         self.plain.len() as u64
     }
 
+    /// The object's plaintext so far, to append to in place (what `write` does, without a copy
+    /// through a caller's buffer).
+    pub fn plaintext_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.plain
+    }
+
     /// Compresses and encrypts; also hands back the plaintext buffer for reuse.
     pub fn finish_reuse(self) -> Result<(Sealed, Vec<u8>), EnvelopeError> {
         let lvl = libdeflater::CompressionLvl::new(self.level as i32)

@@ -28,7 +28,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use rsa::RsaPublicKey;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -704,7 +703,6 @@ impl Worker<'_> {
     ) -> Result<(), RawError> {
         let p = self.rep.partition;
         let mut building: Option<Building> = None;
-        let mut frame = Vec::with_capacity(4096);
         // When polls started coming back empty (None while messages flow: no clock read per message).
         let mut idle_since: Option<Instant> = None;
         let mut reading_done = false;
@@ -801,9 +799,9 @@ impl Worker<'_> {
                             };
                             let payload = m.payload().unwrap_or_default();
                             let key = m.key();
-                            frame.clear();
+                            // Framed straight into the object's plaintext (no staging copy).
                             frames::encode(
-                                &mut frame,
+                                b.sealer.plaintext_mut(),
                                 &Frame {
                                     partition: p,
                                     offset: o,
@@ -812,9 +810,6 @@ impl Worker<'_> {
                                     payload,
                                 },
                             );
-                            b.sealer
-                                .write_all(&frame)
-                                .map_err(|e| self.fail(o, format!("sealing failed: {e}")))?;
                             b.last = o;
                             b.records += 1;
                             b.message_bytes += (payload.len() + key.map_or(0, <[u8]>::len)) as u64;
