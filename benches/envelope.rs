@@ -39,10 +39,8 @@ impl Rng {
 
 /// Breadcrumb payloads (and their keys) totalling at least `bytes`.
 fn payloads(bytes: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data/VladChevdar_DataTransport_bcsample_2022-12-12.json");
-    let base: Vec<Value> =
-        serde_json::from_slice(&std::fs::read(&path).expect("sample data")).expect("sample JSON");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/VladChevdar_DataTransport_bcsample_2022-12-12.json");
+    let base: Vec<Value> = serde_json::from_slice(&std::fs::read(&path).expect("sample data")).expect("sample JSON");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut out, mut total, mut replica) = (Vec::new(), 0usize, 0i64);
     while total < bytes {
@@ -51,8 +49,7 @@ fn payloads(bytes: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         for rec in &base {
             let Value::Object(o) = rec else { continue };
             let mut o = o.clone();
-            let int =
-                |o: &serde_json::Map<String, Value>, k: &str| o.get(k).and_then(Value::as_i64);
+            let int = |o: &serde_json::Map<String, Value>, k: &str| o.get(k).and_then(Value::as_i64);
             if let Some(t) = int(&o, "EVENT_NO_TRIP") {
                 o.insert("EVENT_NO_TRIP".into(), (t + replica * 100_000).into());
             }
@@ -107,14 +104,7 @@ impl Stats {
         let med = self.secs[self.secs.len() / 2];
         let (min, max) = (self.secs[0], self.secs[self.secs.len() - 1]);
         let mbs = |s: f64| self.bytes as f64 / 1e6 / s;
-        let mut l = format!(
-            "{:<22} {:>9.1} MB/s (min {:>7.1}, max {:>7.1})  {:>8.3} s median",
-            self.name,
-            mbs(med),
-            mbs(max),
-            mbs(min),
-            med
-        );
+        let mut l = format!("{:<22} {:>9.1} MB/s (min {:>7.1}, max {:>7.1})  {:>8.3} s median", self.name, mbs(med), mbs(max), mbs(min), med);
         if self.items > 0 {
             l.push_str(&format!("  {:>10.0} items/s", self.items as f64 / med));
         }
@@ -148,16 +138,9 @@ fn time<T>(iters: usize, mut f: impl FnMut() -> T) -> Vec<f64> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bench_mode = args.iter().any(|a| a == "--bench");
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<usize>().ok())
-    };
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<usize>().ok());
     let mib = arg("--mib").unwrap_or(if bench_mode { 64 } else { 1 });
-    let iters = arg("--iters")
-        .unwrap_or(if bench_mode { 5 } else { 1 })
-        .max(1);
+    let iters = arg("--iters").unwrap_or(if bench_mode { 5 } else { 1 }).max(1);
     let json = args.iter().any(|a| a == "--json");
     let level = arg("--level").unwrap_or(6) as u32;
 
@@ -175,45 +158,23 @@ fn main() {
     let frame_all = |out: &mut Vec<u8>| {
         out.clear();
         for (i, (k, p)) in msgs.iter().enumerate() {
-            etl::frames::encode(
-                out,
-                &etl::frames::Frame {
-                    partition: 0,
-                    offset: i as i64,
-                    timestamp: Some(1_676_275_200_000 + i as i64),
-                    key: Some(k),
-                    payload: p,
-                },
-            );
+            etl::frames::encode(out, &etl::frames::Frame { partition: 0, offset: i as i64, timestamp: Some(1_676_275_200_000 + i as i64), key: Some(k), payload: p });
         }
         out.len()
     };
     let secs = time(iters, || frame_all(&mut plain));
-    results.push(Stats {
-        name: "frame",
-        bytes: payload_bytes,
-        items: n,
-        secs,
-    });
+    results.push(Stats { name: "frame", bytes: payload_bytes, items: n, secs });
     let plain_bytes = plain.len() as u64;
 
     // zlib alone.
     let mut compressed = Vec::new();
     let secs = time(iters, || {
-        let mut e = flate2::write::ZlibEncoder::new(
-            Vec::with_capacity(plain.len() / 8),
-            flate2::Compression::new(level),
-        );
+        let mut e = flate2::write::ZlibEncoder::new(Vec::with_capacity(plain.len() / 8), flate2::Compression::new(level));
         e.write_all(&plain).expect("zlib");
         compressed = e.finish().expect("zlib");
         compressed.len()
     });
-    results.push(Stats {
-        name: "zlib (plaintext)",
-        bytes: plain_bytes,
-        items: 0,
-        secs,
-    });
+    results.push(Stats { name: "zlib (plaintext)", bytes: plain_bytes, items: 0, secs });
 
     // AES-256-GCM alone on the compressed bytes, 256 KiB chunks.
     let cipher = Aes256Gcm::new_from_slice(&[7u8; 32]).expect("key");
@@ -221,40 +182,24 @@ fn main() {
     let comp_bytes = compressed.len() as u64;
     let secs = time(iters, || {
         let mut tags = 0usize;
-        for (i, chunk) in buf
-            .chunks_mut(etl::envelope::DEFAULT_CHUNK_SIZE)
-            .enumerate()
-        {
+        for (i, chunk) in buf.chunks_mut(etl::envelope::DEFAULT_CHUNK_SIZE).enumerate() {
             let mut nonce = [0u8; 12];
             nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            let tag = cipher
-                .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", chunk)
-                .expect("encrypt");
+            let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", chunk).expect("encrypt");
             tags += tag.len();
         }
         tags
     });
-    results.push(Stats {
-        name: "aes-256-gcm (zz)",
-        bytes: comp_bytes,
-        items: 0,
-        secs,
-    });
+    results.push(Stats { name: "aes-256-gcm (zz)", bytes: comp_bytes, items: 0, secs });
 
     // The whole seal path, on plaintext (as etl raw does per object).
     let mut sealed = Vec::new();
     let secs = time(iters, || {
-        let s =
-            etl::envelope::seal_bytes(&plain, &public, level, etl::frames::CONTENT).expect("seal");
+        let s = etl::envelope::seal_bytes(&plain, &public, level, etl::frames::CONTENT).expect("seal");
         sealed = s.bytes;
         sealed.len()
     });
-    results.push(Stats {
-        name: "seal_bytes (plaintext)",
-        bytes: plain_bytes,
-        items: n,
-        secs,
-    });
+    results.push(Stats { name: "seal_bytes (plaintext)", bytes: plain_bytes, items: n, secs });
     eprintln!(
         "  plaintext {:.1} MB (payloads {:.1} MB, framing +{:.0}%), zlib ratio {:.2}, sealed {:.1} MB",
         plain_bytes as f64 / 1e6,
@@ -266,16 +211,10 @@ fn main() {
 
     // Read path: open a sealed object (RSA unwrap, AES-GCM, inflate, split frames).
     let secs = time(iters, || {
-        let o = etl::verify::open_object("raw/bench/partition=0/x.frames.zz.enc", &sealed, &key)
-            .expect("open");
+        let o = etl::verify::open_object("raw/bench/partition=0/x.frames.zz.enc", &sealed, &key).expect("open");
         o.frames.len()
     });
-    results.push(Stats {
-        name: "open_object (plain)",
-        bytes: plain_bytes,
-        items: n,
-        secs,
-    });
+    results.push(Stats { name: "open_object (plain)", bytes: plain_bytes, items: n, secs });
 
     // Parsing.
     let secs = time(iters, || {
@@ -288,24 +227,12 @@ fn main() {
         assert!(ok * 10 >= msgs.len() * 9, "most sample payloads parse");
         ok
     });
-    results.push(Stats {
-        name: "breadcrumb::parse",
-        bytes: payload_bytes,
-        items: n,
-        secs,
-    });
+    results.push(Stats { name: "breadcrumb::parse", bytes: payload_bytes, items: n, secs });
 
     for r in &mut results {
         println!("{}", r.line());
     }
     if json {
-        println!(
-            "[{}]",
-            results
-                .iter()
-                .map(Stats::json)
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        println!("[{}]", results.iter().map(Stats::json).collect::<Vec<_>>().join(","));
     }
 }

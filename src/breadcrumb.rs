@@ -61,26 +61,9 @@ pub mod rules {
     pub const MAX_ACT_TIME: i64 = 2 * 86_400;
 
     /// Every hard rule, for documentation and reports.
-    pub const HARD: [&str; 9] = [
-        EMPTY,
-        INVALID_JSON,
-        NOT_A_BREADCRUMB,
-        MISSING_TRIP,
-        MISSING_VEHICLE,
-        BAD_DATE,
-        BAD_TIME,
-        BAD_KEY,
-        DUPLICATE,
-    ];
+    pub const HARD: [&str; 9] = [EMPTY, INVALID_JSON, NOT_A_BREADCRUMB, MISSING_TRIP, MISSING_VEHICLE, BAD_DATE, BAD_TIME, BAD_KEY, DUPLICATE];
     /// Every soft flag.
-    pub const SOFT: [&str; 6] = [
-        OUTSIDE_AREA,
-        NO_POSITION,
-        HDOP_HIGH,
-        SATELLITES,
-        METERS_BACKWARDS,
-        BAD_OPTIONAL,
-    ];
+    pub const SOFT: [&str; 6] = [OUTSIDE_AREA, NO_POSITION, HDOP_HIGH, SATELLITES, METERS_BACKWARDS, BAD_OPTIONAL];
 }
 
 /// A typed breadcrumb (lineage is added by the caller).
@@ -147,11 +130,7 @@ pub const ENCODINGS: [&str; 16] = [
 
 /// The static `encoding` value equal to `s` (for rows read back from Parquet).
 pub fn encoding_of(s: &str) -> &'static str {
-    ENCODINGS
-        .iter()
-        .find(|e| **e == s)
-        .copied()
-        .unwrap_or(ENCODINGS[0])
+    ENCODINGS.iter().find(|e| **e == s).copied().unwrap_or(ENCODINGS[0])
 }
 
 /// A hard-rule failure.
@@ -164,27 +143,12 @@ pub struct Reject {
 }
 
 fn reject(rule: &'static str, message: impl Into<String>) -> Reject {
-    Reject {
-        rule,
-        message: message.into(),
-    }
+    Reject { rule, message: message.into() }
 }
 
 const KNOWN: [&str; 14] = [
-    "EVENT_NO_TRIP",
-    "EVENT_NO_STOP",
-    "OPD_DATE",
-    "VEHICLE_ID",
-    "METERS",
-    "ACT_TIME",
-    "GPS_LONGITUDE",
-    "GPS_LATITUDE",
-    "GPS_SATELLITES",
-    "GPS_HDOP",
-    "VELOCITY",
-    "DIRECTION",
-    "RADIO_QUALITY",
-    "SCHEDULE_DEVIATION",
+    "EVENT_NO_TRIP", "EVENT_NO_STOP", "OPD_DATE", "VEHICLE_ID", "METERS", "ACT_TIME", "GPS_LONGITUDE", "GPS_LATITUDE",
+    "GPS_SATELLITES", "GPS_HDOP", "VELOCITY", "DIRECTION", "RADIO_QUALITY", "SCHEDULE_DEVIATION",
 ];
 
 /// `[-]digits[.digits]` with at most 15 digits, read exactly as `str::parse` reads it (the
@@ -196,9 +160,7 @@ fn decimal(s: &str) -> Option<f64> {
         b'-' => (true, &b[1..]),
         _ => (false, b),
     };
-    const POW10: [f64; 16] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    ];
+    const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
     let (mut mantissa, mut digits, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
     for &c in b {
         match c {
@@ -377,6 +339,7 @@ fn known_index(k: &str) -> Option<usize> {
     };
     debug_assert!(exact.is_none_or(|i| KNOWN[i] == k));
     exact.or_else(|| {
+
         // Other vintages: lower case, stray spaces, a byte-order mark on the first CSV column.
         let k = k.trim_start_matches('\u{feff}').trim();
         KNOWN.iter().position(|n| n.eq_ignore_ascii_case(k))
@@ -391,14 +354,8 @@ impl<'de> Deserialize<'de> for Top<'de> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON value")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut f = Fields {
-                    known: Default::default(),
-                    extra: Vec::new(),
-                };
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut f = Fields { known: Default::default(), extra: Vec::new() };
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
                     let v = map.next_value_seed(ScalarSeed)?;
                     match known_index(&k) {
@@ -408,10 +365,7 @@ impl<'de> Deserialize<'de> for Top<'de> {
                 }
                 Ok(Top::Record(Box::new(f)))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Top::Array)
             }
@@ -450,28 +404,16 @@ pub fn parse_service_date(s: &str) -> Option<NaiveDate> {
     let date_part = t.split([':', ' ', 'T']).next().unwrap_or(t);
     // Fast path for the common `12DEC2022` form.
     let b = date_part.as_bytes();
-    if b.len() == 9
-        && b[..2].iter().all(u8::is_ascii_digit)
-        && b[5..].iter().all(u8::is_ascii_digit)
-    {
+    if b.len() == 9 && b[..2].iter().all(u8::is_ascii_digit) && b[5..].iter().all(u8::is_ascii_digit) {
         let day = (b[0] - b'0') as u32 * 10 + (b[1] - b'0') as u32;
         let year = date_part[5..].parse::<i32>().ok()?;
-        const MONTHS: [&[u8; 3]; 12] = [
-            b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV",
-            b"DEC",
-        ];
-        let m = [
-            b[2].to_ascii_uppercase(),
-            b[3].to_ascii_uppercase(),
-            b[4].to_ascii_uppercase(),
-        ];
+        const MONTHS: [&[u8; 3]; 12] = [b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"];
+        let m = [b[2].to_ascii_uppercase(), b[3].to_ascii_uppercase(), b[4].to_ascii_uppercase()];
         if let Some(i) = MONTHS.iter().position(|x| **x == m) {
             return NaiveDate::from_ymd_opt(year, i as u32 + 1, day);
         }
     }
-    for fmt in [
-        "%d%b%Y", "%d-%b-%y", "%d-%b-%Y", "%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y%m%d", "%d%b%y",
-    ] {
+    for fmt in ["%d%b%Y", "%d-%b-%y", "%d-%b-%Y", "%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%Y%m%d", "%d%b%y"] {
         if let Ok(d) = NaiveDate::parse_from_str(date_part, fmt) {
             return Some(d);
         }
@@ -504,8 +446,7 @@ pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(reject(rules::EMPTY, "message is empty"));
     }
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))?;
+    let text = std::str::from_utf8(payload).map_err(|e| reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))?;
     if let Some(f) = flat::fields(text) {
         return from_fields(f, false);
     }
@@ -514,8 +455,7 @@ pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
 
 /// Any JSON payload, through serde_json (what [`flat`] declines).
 fn parse_general(text: &str) -> Result<Breadcrumb, Reject> {
-    let top: Top<'_> = serde_json::from_str(text)
-        .map_err(|e| reject(rules::INVALID_JSON, format!("not JSON: {e}")))?;
+    let top: Top<'_> = serde_json::from_str(text).map_err(|e| reject(rules::INVALID_JSON, format!("not JSON: {e}")))?;
     parse_top(top, 0)
 }
 
@@ -665,36 +605,23 @@ mod flat {
     }
 }
 
+
 fn parse_top(top: Top<'_>, depth: usize) -> Result<Breadcrumb, Reject> {
     match top {
         Top::Record(f) => from_fields(*f, depth > 0),
         Top::Str(s) => {
             // Double (or more) encoded: a JSON string holding the JSON object.
             if depth >= 3 {
-                return Err(reject(
-                    rules::NOT_A_BREADCRUMB,
-                    "a JSON string nested too deep",
-                ));
+                return Err(reject(rules::NOT_A_BREADCRUMB, "a JSON string nested too deep"));
             }
             if let Some(f) = flat::fields(&s) {
                 return from_fields(f, true);
             }
-            let inner: Top<'_> = serde_json::from_str(&s).map_err(|e| {
-                reject(
-                    rules::INVALID_JSON,
-                    format!("a JSON string that is not JSON inside: {e}"),
-                )
-            })?;
+            let inner: Top<'_> = serde_json::from_str(&s).map_err(|e| reject(rules::INVALID_JSON, format!("a JSON string that is not JSON inside: {e}")))?;
             parse_top(inner, depth + 1)
         }
-        Top::Array => Err(reject(
-            rules::NOT_A_BREADCRUMB,
-            "a JSON array, expected one breadcrumb object",
-        )),
-        Top::Other(kind) => Err(reject(
-            rules::NOT_A_BREADCRUMB,
-            format!("a JSON {kind}, expected a breadcrumb object"),
-        )),
+        Top::Array => Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array, expected one breadcrumb object")),
+        Top::Other(kind) => Err(reject(rules::NOT_A_BREADCRUMB, format!("a JSON {kind}, expected a breadcrumb object"))),
     }
 }
 
@@ -706,23 +633,15 @@ fn clock_seconds(v: &Scalar<'_>) -> Option<i64> {
     if it.next().is_some() {
         return None;
     }
-    let (h, m, sec): (i64, i64, f64) = (
-        h.trim().parse().ok()?,
-        m.trim().parse().ok()?,
-        sec.trim().parse().ok()?,
-    );
-    ((0..60).contains(&m) && (0.0..61.0).contains(&sec) && h >= 0)
-        .then(|| h * 3600 + m * 60 + sec.round() as i64)
+    let (h, m, sec): (i64, i64, f64) = (h.trim().parse().ok()?, m.trim().parse().ok()?, sec.trim().parse().ok()?);
+    ((0..60).contains(&m) && (0.0..61.0).contains(&sec) && h >= 0).then(|| h * 3600 + m * 60 + sec.round() as i64)
 }
 
 fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject> {
     let Fields { known, extra } = f;
     if known.iter().all(Option::is_none) {
         let fields: Vec<&str> = extra.iter().map(|(k, _)| k.as_ref()).take(6).collect();
-        return Err(reject(
-            rules::NOT_A_BREADCRUMB,
-            format!("no breadcrumb fields (has: {})", fields.join(", ")),
-        ));
+        return Err(reject(rules::NOT_A_BREADCRUMB, format!("no breadcrumb fields (has: {})", fields.join(", "))));
     }
     let num = |i: usize| known[i].as_ref().map_or(Num::Missing, Scalar::num);
     let mut strings = false;
@@ -734,33 +653,19 @@ fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject
                 strings |= s;
                 Ok(f as i64)
             }
-            Num::Value(f, _) => Err(reject(
-                rules::BAD_KEY,
-                format!("{} = {f} is not an integer", KNOWN[i]),
-            )),
-            Num::Bad(s) => Err(reject(
-                rules::BAD_KEY,
-                format!("{} = {s:?} is not a number", KNOWN[i]),
-            )),
+            Num::Value(f, _) => Err(reject(rules::BAD_KEY, format!("{} = {f} is not an integer", KNOWN[i]))),
+            Num::Bad(s) => Err(reject(rules::BAD_KEY, format!("{} = {s:?} is not a number", KNOWN[i]))),
         }
     };
     let trip_id = int_key(0, rules::MISSING_TRIP)?;
     let vehicle_id = int_key(3, rules::MISSING_VEHICLE)?;
     let service_date = match &known[2] {
-        Some(Scalar::Str(s)) if !s.trim().is_empty() => parse_service_date(s).ok_or_else(|| {
-            reject(
-                rules::BAD_DATE,
-                format!("OPD_DATE {s:?} is in no known format"),
-            )
-        })?,
+        Some(Scalar::Str(s)) if !s.trim().is_empty() => {
+            parse_service_date(s).ok_or_else(|| reject(rules::BAD_DATE, format!("OPD_DATE {s:?} is in no known format")))?
+        }
         Some(Scalar::Null) | None => return Err(reject(rules::BAD_DATE, "OPD_DATE is missing")),
         Some(Scalar::Str(_)) => return Err(reject(rules::BAD_DATE, "OPD_DATE is empty")),
-        Some(other) => {
-            return Err(reject(
-                rules::BAD_DATE,
-                format!("OPD_DATE {} is not a date string", other.to_value()),
-            ))
-        }
+        Some(other) => return Err(reject(rules::BAD_DATE, format!("OPD_DATE {} is not a date string", other.to_value()))),
     };
     let act_time = match known[5].as_ref().and_then(clock_seconds) {
         Some(t) => Num::Value(t as f64, true),
@@ -768,26 +673,17 @@ fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject
     };
     let act_time = match act_time {
         Num::Missing => return Err(reject(rules::BAD_TIME, "ACT_TIME is missing")),
-        Num::Bad(s) => {
-            return Err(reject(
-                rules::BAD_TIME,
-                format!("ACT_TIME {s:?} is not a number"),
-            ))
-        }
+        Num::Bad(s) => return Err(reject(rules::BAD_TIME, format!("ACT_TIME {s:?} is not a number"))),
         Num::Value(f, s) => {
             strings |= s;
             let t = f.round() as i64;
             if !(0..=rules::MAX_ACT_TIME).contains(&t) {
-                return Err(reject(
-                    rules::BAD_TIME,
-                    format!("ACT_TIME {t} is outside 0..={}", rules::MAX_ACT_TIME),
-                ));
+                return Err(reject(rules::BAD_TIME, format!("ACT_TIME {t} is outside 0..={}", rules::MAX_ACT_TIME)));
             }
             t
         }
     };
-    let event_time_us = event_time_us(service_date, act_time)
-        .ok_or_else(|| reject(rules::BAD_TIME, "ACT_TIME gives no valid instant"))?;
+    let event_time_us = event_time_us(service_date, act_time).ok_or_else(|| reject(rules::BAD_TIME, "ACT_TIME gives no valid instant"))?;
     let mut opt = |i: usize| -> Option<f64> {
         match num(i) {
             Num::Missing => None,
@@ -827,23 +723,15 @@ fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject
     if hdop.is_some_and(|h| h > rules::MAX_HDOP || h < 0.0) {
         flags.push(rules::HDOP_HIGH);
     }
-    if satellites
-        .is_some_and(|s| !(rules::SATELLITES_RANGE.0..=rules::SATELLITES_RANGE.1).contains(&s))
-    {
+    if satellites.is_some_and(|s| !(rules::SATELLITES_RANGE.0..=rules::SATELLITES_RANGE.1).contains(&s)) {
         flags.push(rules::SATELLITES);
     }
     let n_known = known.iter().filter(|v| v.is_some()).count();
-    let bits = usize::from(n_known > 10)
-        | (usize::from(double_encoded) << 1)
-        | (usize::from(strings) << 2)
-        | (usize::from(!extra.is_empty()) << 3);
+    let bits = usize::from(n_known > 10) | (usize::from(double_encoded) << 1) | (usize::from(strings) << 2) | (usize::from(!extra.is_empty()) << 3);
     let extra = if extra.is_empty() {
         None
     } else {
-        let m: Map<String, Value> = extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_value()))
-            .collect();
+        let m: Map<String, Value> = extra.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect();
         Some(Value::Object(m).to_string())
     };
     Ok(Breadcrumb {
@@ -874,9 +762,7 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     fn utc(us: i64) -> String {
-        DateTime::<Utc>::from_timestamp_micros(us)
-            .unwrap()
-            .to_rfc3339()
+        DateTime::<Utc>::from_timestamp_micros(us).unwrap().to_rfc3339()
     }
 
     #[test]
@@ -1031,13 +917,7 @@ mod tests {
         let b = parse(br#"{"EVENT_NO_TRIP":"218393116","EVENT_NO_STOP":"218393162","OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":"2901","METERS":"38670","ACT_TIME":"33160","GPS_LONGITUDE":"-122.867367","GPS_LATITUDE":"45.527212","GPS_SATELLITES":"12","GPS_HDOP":"0.8"}"#).unwrap();
         assert_eq!(a.encoding, "json");
         assert_eq!(b.encoding, "json+string_numbers");
-        assert_eq!(
-            Breadcrumb {
-                encoding: "",
-                ..a.clone()
-            },
-            Breadcrumb { encoding: "", ..b }
-        );
+        assert_eq!(Breadcrumb { encoding: "", ..a.clone() }, Breadcrumb { encoding: "", ..b });
         assert_eq!(a.satellites, Some(12));
         assert!(a.flags.is_empty(), "{:?}", a.flags);
         // 33160 s = 09:12:40 PST = 17:12:40 UTC.
@@ -1047,22 +927,13 @@ mod tests {
     #[test]
     fn missing_values_double_encoding_old_fields_and_extras() {
         let r = parse(br#""{\"EVENT_NO_TRIP\":1,\"VEHICLE_ID\":2,\"OPD_DATE\":\"14-SEP-20\",\"ACT_TIME\":\"100\",\"GPS_HDOP\":\"\",\"GPS_LATITUDE\":null,\"VELOCITY\":\"7\",\"DIRECTION\":\"90\",\"RADIO_QUALITY\":\"\",\"SCHEDULE_DEVIATION\":\"-3\",\"METERS\":\"12\",\"GPS_LONGITUDE\":\"-122.6\",\"GPS_SATELLITES\":\"9\",\"EVENT_NO_STOP\":\"5\",\"ROUTE\":\"20\"}""#).unwrap();
-        assert_eq!(
-            r.service_date,
-            NaiveDate::from_ymd_opt(2020, 9, 14).unwrap()
-        );
+        assert_eq!(r.service_date, NaiveDate::from_ymd_opt(2020, 9, 14).unwrap());
         assert_eq!(r.hdop, None);
         assert_eq!(r.latitude, None);
         assert_eq!(r.velocity, Some(7.0));
         assert_eq!(r.schedule_deviation, Some(-3));
         assert_eq!(r.extra.as_deref(), Some(r#"{"ROUTE":"20"}"#));
-        assert!(
-            r.encoding.contains("double_encoded")
-                && r.encoding.contains("14_field")
-                && r.encoding.contains("extra_fields"),
-            "{}",
-            r.encoding
-        );
+        assert!(r.encoding.contains("double_encoded") && r.encoding.contains("14_field") && r.encoding.contains("extra_fields"), "{}", r.encoding);
         assert_eq!(r.flags, vec![rules::NO_POSITION]);
     }
 
@@ -1092,15 +963,7 @@ mod tests {
     #[test]
     fn soft_rules_flag_but_keep() {
         let r = parse(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":1,"GPS_LATITUDE":40.0,"GPS_LONGITUDE":-122.6,"GPS_HDOP":9.5,"GPS_SATELLITES":0,"METERS":"x"}"#).unwrap();
-        assert_eq!(
-            r.flags,
-            vec![
-                rules::BAD_OPTIONAL,
-                rules::OUTSIDE_AREA,
-                rules::HDOP_HIGH,
-                rules::SATELLITES
-            ]
-        );
+        assert_eq!(r.flags, vec![rules::BAD_OPTIONAL, rules::OUTSIDE_AREA, rules::HDOP_HIGH, rules::SATELLITES]);
         assert_eq!(r.meters, None);
     }
 
@@ -1108,50 +971,26 @@ mod tests {
     fn event_time_across_dst_and_past_midnight() {
         let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
         // Spring forward 2023-03-12: 10:00 is PDT (UTC-7).
-        assert_eq!(
-            utc(event_time_us(d(2023, 3, 12), 36_000).unwrap()),
-            "2023-03-12T17:00:00+00:00"
-        );
+        assert_eq!(utc(event_time_us(d(2023, 3, 12), 36_000).unwrap()), "2023-03-12T17:00:00+00:00");
         // 01:30 that day is still PST (UTC-8).
-        assert_eq!(
-            utc(event_time_us(d(2023, 3, 12), 5_400).unwrap()),
-            "2023-03-12T09:30:00+00:00"
-        );
+        assert_eq!(utc(event_time_us(d(2023, 3, 12), 5_400).unwrap()), "2023-03-12T09:30:00+00:00");
         // 02:30 does not exist: read with the pre-change offset → 10:30 UTC (= 03:30 PDT).
-        assert_eq!(
-            utc(event_time_us(d(2023, 3, 12), 9_000).unwrap()),
-            "2023-03-12T10:30:00+00:00"
-        );
+        assert_eq!(utc(event_time_us(d(2023, 3, 12), 9_000).unwrap()), "2023-03-12T10:30:00+00:00");
         // Fall back 2022-11-06: 10:00 is PST (UTC-8).
-        assert_eq!(
-            utc(event_time_us(d(2022, 11, 6), 36_000).unwrap()),
-            "2022-11-06T18:00:00+00:00"
-        );
+        assert_eq!(utc(event_time_us(d(2022, 11, 6), 36_000).unwrap()), "2022-11-06T18:00:00+00:00");
         // 01:30 happens twice: the first (PDT).
-        assert_eq!(
-            utc(event_time_us(d(2022, 11, 6), 5_400).unwrap()),
-            "2022-11-06T08:30:00+00:00"
-        );
+        assert_eq!(utc(event_time_us(d(2022, 11, 6), 5_400).unwrap()), "2022-11-06T08:30:00+00:00");
         // ACT_TIME past midnight: 90000 s on 2023-02-15 = 01:00 PST on the 16th = 09:00 UTC.
-        assert_eq!(
-            utc(event_time_us(d(2023, 2, 15), 90_000).unwrap()),
-            "2023-02-16T09:00:00+00:00"
-        );
+        assert_eq!(utc(event_time_us(d(2023, 2, 15), 90_000).unwrap()), "2023-02-16T09:00:00+00:00");
         // Summer: PDT.
-        assert_eq!(
-            utc(event_time_us(d(2023, 7, 1), 0).unwrap()),
-            "2023-07-01T07:00:00+00:00"
-        );
+        assert_eq!(utc(event_time_us(d(2023, 7, 1), 0).unwrap()), "2023-07-01T07:00:00+00:00");
     }
 
     #[test]
     fn other_vintages_lower_case_keys_bom_and_clock_times() {
         let r = parse("{\"\u{feff}event_no_trip\":\"7\",\" vehicle_id \":\"8\",\"opd_date\":\"09/14/2020\",\"act_time\":\"25:00:30\",\"gps_latitude\":\"45.5\",\"gps_longitude\":\"-122.6\"}".as_bytes()).unwrap();
         assert_eq!((r.trip_id, r.vehicle_id, r.act_time), (7, 8, 90_030));
-        assert_eq!(
-            r.service_date,
-            NaiveDate::from_ymd_opt(2020, 9, 14).unwrap()
-        );
+        assert_eq!(r.service_date, NaiveDate::from_ymd_opt(2020, 9, 14).unwrap());
         assert!(r.extra.is_none(), "{:?}", r.extra);
         assert_eq!(parse(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":"9:99:00"}"#).unwrap_err().rule, rules::BAD_TIME);
     }
@@ -1159,17 +998,7 @@ mod tests {
     #[test]
     fn date_formats() {
         let want = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
-        for s in [
-            "12DEC2022:00:00:00",
-            "12-DEC-22",
-            "12-Dec-2022",
-            "2022-12-12",
-            "2022-12-12T00:00:00",
-            "12dec2022",
-            "12/12/2022",
-            "20221212",
-            "2022-12-12 00:00:00",
-        ] {
+        for s in ["12DEC2022:00:00:00", "12-DEC-22", "12-Dec-2022", "2022-12-12", "2022-12-12T00:00:00", "12dec2022", "12/12/2022", "20221212", "2022-12-12 00:00:00"] {
             assert_eq!(parse_service_date(s), Some(want), "{s}");
         }
         assert_eq!(parse_service_date("13/13/13"), None);

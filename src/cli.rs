@@ -276,59 +276,32 @@ pub struct ReduceFileConfig {
 
 impl ReduceArgs {
     /// Resolves flags and file into a policy plus the lake URL.
-    pub fn resolve(
-        self,
-        file: &FileConfig,
-    ) -> Result<(crate::reduce::Policy, Option<String>, bool), ConfigError> {
+    pub fn resolve(self, file: &FileConfig) -> Result<(crate::reduce::Policy, Option<String>, bool), ConfigError> {
         use crate::reduce::{Policy, Thin};
         let lake = self.lake.or_else(|| file.lake.clone());
         let r = &file.reduce;
         let mut p = Policy::default();
         p.vehicle_fraction = self.vehicle_fraction.or(r.vehicle_fraction);
         p.trip_fraction = self.trip_fraction.or(r.trip_fraction);
-        for (what, f) in [
-            ("--vehicle-fraction", p.vehicle_fraction),
-            ("--trip-fraction", p.trip_fraction),
-        ] {
+        for (what, f) in [("--vehicle-fraction", p.vehicle_fraction), ("--trip-fraction", p.trip_fraction)] {
             if f.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
-                return Err(ConfigError::Invalid {
-                    what: if what == "--vehicle-fraction" {
-                        "--vehicle-fraction"
-                    } else {
-                        "--trip-fraction"
-                    },
-                    reason: "must be in (0, 1]".into(),
-                });
+                return Err(ConfigError::Invalid { what: if what == "--vehicle-fraction" { "--vehicle-fraction" } else { "--trip-fraction" }, reason: "must be in (0, 1]".into() });
             }
         }
         p.seed = self.seed.or(r.seed).unwrap_or(0);
         p.vehicles = self.vehicles.or_else(|| r.vehicles.clone());
         p.trips = self.trips.or_else(|| r.trips.clone());
-        p.thin = if self.no_thin
-            || (self.thin_seconds.is_none()
-                && self.simplify_meters.is_none()
-                && r.no_thin == Some(true))
-        {
+        p.thin = if self.no_thin || (self.thin_seconds.is_none() && self.simplify_meters.is_none() && r.no_thin == Some(true)) {
             Thin::None
-        } else if let Some(m) = self.simplify_meters.or(if self.thin_seconds.is_none() {
-            r.simplify_meters
-        } else {
-            None
-        }) {
+        } else if let Some(m) = self.simplify_meters.or(if self.thin_seconds.is_none() { r.simplify_meters } else { None }) {
             if !(m > 0.0) {
-                return Err(ConfigError::Invalid {
-                    what: "--simplify-meters",
-                    reason: "must be > 0".into(),
-                });
+                return Err(ConfigError::Invalid { what: "--simplify-meters", reason: "must be > 0".into() });
             }
             Thin::SimplifyMeters(m)
         } else {
             let s = self.thin_seconds.or(r.thin_seconds).unwrap_or(30);
             if s == 0 {
-                return Err(ConfigError::Invalid {
-                    what: "--thin-seconds",
-                    reason: "must be > 0 (use --no-thin to keep everything)".into(),
-                });
+                return Err(ConfigError::Invalid { what: "--thin-seconds", reason: "must be > 0 (use --no-thin to keep everything)".into() });
             }
             Thin::EverySeconds(s)
         };
@@ -337,10 +310,7 @@ impl ReduceArgs {
         p.as_of = self.as_of;
         p.zstd_level = self.zstd_level.or(r.zstd_level).unwrap_or(19);
         if !(1..=22).contains(&p.zstd_level) {
-            return Err(ConfigError::Invalid {
-                what: "zstd level",
-                reason: format!("{} (use 1-22)", p.zstd_level),
-            });
+            return Err(ConfigError::Invalid { what: "zstd level", reason: format!("{} (use 1-22)", p.zstd_level) });
         }
         Ok((p, lake, self.dry_run))
     }
@@ -529,14 +499,8 @@ impl FileConfig {
             None if Path::new("etl.toml").exists() => PathBuf::from("etl.toml"),
             None => return Ok(Self::default()),
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::File {
-            path,
-            reason: e.to_string(),
-        })
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File { path, reason: e.to_string() })
     }
 }
 
@@ -567,101 +531,46 @@ impl LayerUrls {
     pub fn open(&self, lake: Option<String>) -> Result<crate::lake::Lake, ConfigError> {
         let default = lake.or_else(|| self.urls.first().map(|(_, u)| u.clone()));
         let default = required(default, "--lake", "ETL_LAKE", "lake")?;
-        crate::lake::Lake::open_layers(&default, &self.urls).map_err(|e| ConfigError::Invalid {
-            what: "lake",
-            reason: e.to_string(),
-        })
+        crate::lake::Lake::open_layers(&default, &self.urls).map_err(|e| ConfigError::Invalid { what: "lake", reason: e.to_string() })
     }
 }
 
 /// Picks the first value present, or reports which setting is missing.
-pub fn required<T>(
-    v: Option<T>,
-    flag: &'static str,
-    env: &'static str,
-    toml: &'static str,
-) -> Result<T, ConfigError> {
+pub fn required<T>(v: Option<T>, flag: &'static str, env: &'static str, toml: &'static str) -> Result<T, ConfigError> {
     v.ok_or(ConfigError::Missing { flag, env, toml })
 }
 
 impl RawArgs {
     /// Resolves flags, env and file into a validated [`RawConfig`] plus the lake URL.
     pub fn resolve(self, file: &FileConfig) -> Result<(RawConfig, Option<String>), ConfigError> {
-        let brokers = required(
-            self.kafka.brokers.or_else(|| file.brokers.clone()),
-            "--brokers",
-            "ETL_BROKERS",
-            "brokers",
-        )?;
-        let topic = required(
-            self.kafka.topic.or_else(|| file.topic.clone()),
-            "--topic",
-            "ETL_TOPIC",
-            "topic",
-        )?;
+        let brokers = required(self.kafka.brokers.or_else(|| file.brokers.clone()), "--brokers", "ETL_BROKERS", "brokers")?;
+        let topic = required(self.kafka.topic.or_else(|| file.topic.clone()), "--topic", "ETL_TOPIC", "topic")?;
         let lake = self.lake.or_else(|| file.lake.clone());
-        let key_path = required(
-            self.public_key.or_else(|| file.public_key.clone()),
-            "--public-key",
-            "ETL_PUBLIC_KEY",
-            "public_key",
-        )?;
+        let key_path = required(self.public_key.or_else(|| file.public_key.clone()), "--public-key", "ETL_PUBLIC_KEY", "public_key")?;
         let r = &file.raw;
-        let zlib_level = self
-            .zlib_level
-            .or(r.zlib_level)
-            .unwrap_or(crate::raw::DEFAULT_ZLIB_LEVEL);
+        let zlib_level = self.zlib_level.or(r.zlib_level).unwrap_or(crate::raw::DEFAULT_ZLIB_LEVEL);
         if zlib_level > 9 {
-            return Err(ConfigError::Invalid {
-                what: "zlib level",
-                reason: format!("{zlib_level} (use 0-9)"),
-            });
+            return Err(ConfigError::Invalid { what: "zlib level", reason: format!("{zlib_level} (use 0-9)") });
         }
-        let object_records = self
-            .object_records
-            .or(r.object_records)
-            .unwrap_or(1_000_000);
+        let object_records = self.object_records.or(r.object_records).unwrap_or(1_000_000);
         let object_bytes = self.object_bytes.or(r.object_bytes).unwrap_or(32 << 20);
         if object_records == 0 || object_bytes == 0 {
-            return Err(ConfigError::Invalid {
-                what: "object size",
-                reason: "object records and bytes must be > 0".into(),
-            });
+            return Err(ConfigError::Invalid { what: "object size", reason: "object records and bytes must be > 0".into() });
         }
         if self.max_records == Some(0) {
-            return Err(ConfigError::Invalid {
-                what: "--max-records",
-                reason: "must be > 0".into(),
-            });
+            return Err(ConfigError::Invalid { what: "--max-records", reason: "must be > 0".into() });
         }
-        let mut kafka_props: Vec<(String, String)> = r
-            .kafka
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut kafka_props: Vec<(String, String)> = r.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         kafka_props.extend(self.kafka_prop);
         let cloud_run = |v: &str| std::env::var(v).ok().and_then(|x| x.parse::<u32>().ok());
-        let count = self
-            .shard_count
-            .or_else(|| cloud_run("CLOUD_RUN_TASK_COUNT"));
+        let count = self.shard_count.or_else(|| cloud_run("CLOUD_RUN_TASK_COUNT"));
         let shard = match count {
             None | Some(1) => None,
-            Some(0) => {
-                return Err(ConfigError::Invalid {
-                    what: "--shard-count",
-                    reason: "must be ≥ 1".into(),
-                })
-            }
+            Some(0) => return Err(ConfigError::Invalid { what: "--shard-count", reason: "must be ≥ 1".into() }),
             Some(n) => {
-                let i = self
-                    .shard_index
-                    .or_else(|| cloud_run("CLOUD_RUN_TASK_INDEX"))
-                    .unwrap_or(0);
+                let i = self.shard_index.or_else(|| cloud_run("CLOUD_RUN_TASK_INDEX")).unwrap_or(0);
                 if i >= n {
-                    return Err(ConfigError::Invalid {
-                        what: "--shard-index",
-                        reason: format!("{i} must be below --shard-count {n}"),
-                    });
+                    return Err(ConfigError::Invalid { what: "--shard-index", reason: format!("{i} must be below --shard-count {n}") });
                 }
                 Some((i, n))
             }
@@ -671,25 +580,16 @@ impl RawArgs {
             RawConfig {
                 brokers,
                 topic,
-                group_id: self
-                    .group_id
-                    .or_else(|| r.group_id.clone())
-                    .unwrap_or_else(|| "etl-raw".into()),
+                group_id: self.group_id.or_else(|| r.group_id.clone()).unwrap_or_else(|| "etl-raw".into()),
                 public_key,
                 max_records: self.max_records.or(r.max_records),
                 object_records,
                 object_bytes,
                 zlib_level,
                 on_gap: self.on_gap.or(r.on_gap).unwrap_or(OnGap::Fail),
-                idle_timeout: Duration::from_secs(
-                    self.idle_timeout.or(r.idle_timeout).unwrap_or(60).max(1),
-                ),
+                idle_timeout: Duration::from_secs(self.idle_timeout.or(r.idle_timeout).unwrap_or(60).max(1)),
                 commit_offsets: !self.no_commit,
-                workers: self
-                    .workers
-                    .or(r.workers)
-                    .unwrap_or_else(|| crate::parallelism() + 1)
-                    .max(1),
+                workers: self.workers.or(r.workers).unwrap_or_else(|| crate::parallelism() + 1).max(1),
                 kafka_props,
                 shard,
             },
@@ -700,23 +600,12 @@ impl RawArgs {
 
 impl StandardArgs {
     /// Resolves flags, env and file into a [`crate::standard::StandardConfig`] plus the lake URL.
-    pub fn resolve(
-        self,
-        file: &FileConfig,
-    ) -> Result<(crate::standard::StandardConfig, Option<String>), ConfigError> {
+    pub fn resolve(self, file: &FileConfig) -> Result<(crate::standard::StandardConfig, Option<String>), ConfigError> {
         let lake = self.lake.or_else(|| file.lake.clone());
-        let key_path = required(
-            self.private_key.or_else(|| file.private_key.clone()),
-            "--private-key",
-            "ETL_PRIVATE_KEY",
-            "private_key",
-        )?;
+        let key_path = required(self.private_key.or_else(|| file.private_key.clone()), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
         let zstd_level = self.zstd_level.or(file.standard.zstd_level).unwrap_or(3);
         if !(1..=22).contains(&zstd_level) {
-            return Err(ConfigError::Invalid {
-                what: "zstd level",
-                reason: format!("{zstd_level} (use 1-22)"),
-            });
+            return Err(ConfigError::Invalid { what: "zstd level", reason: format!("{zstd_level} (use 1-22)") });
         }
         let key = crate::keys::load_private(&key_path)?;
         let mut cfg = crate::standard::StandardConfig::new(std::sync::Arc::new(key));
@@ -728,10 +617,7 @@ impl StandardArgs {
         }
         if let Some(n) = self.row_group_rows.or(file.standard.row_group_rows) {
             if n == 0 {
-                return Err(ConfigError::Invalid {
-                    what: "--row-group-rows",
-                    reason: "must be > 0".into(),
-                });
+                return Err(ConfigError::Invalid { what: "--row-group-rows", reason: "must be > 0".into() });
             }
             cfg.row_group_rows = n;
         }
@@ -768,12 +654,8 @@ mod tests {
         )
         .unwrap();
         let file = FileConfig::load(Some(&toml_path)).unwrap();
-        let cli =
-            Cli::try_parse_from(["etl", "raw", "--brokers", "flag:1", "--object-records", "5"])
-                .unwrap();
-        let Command::Raw(args) = cli.command else {
-            panic!()
-        };
+        let cli = Cli::try_parse_from(["etl", "raw", "--brokers", "flag:1", "--object-records", "5"]).unwrap();
+        let Command::Raw(args) = cli.command else { panic!() };
         let (cfg, lake) = args.resolve(&file).unwrap();
         assert_eq!(cfg.brokers, "flag:1");
         assert_eq!(cfg.topic, "t");
@@ -787,13 +669,8 @@ mod tests {
     #[test]
     fn missing_and_invalid_settings_are_named() {
         let cli = Cli::try_parse_from(["etl", "raw", "--topic", "t"]).unwrap();
-        let Command::Raw(args) = cli.command else {
-            panic!()
-        };
-        let e = args
-            .resolve(&FileConfig::default())
-            .unwrap_err()
-            .to_string();
+        let Command::Raw(args) = cli.command else { panic!() };
+        let e = args.resolve(&FileConfig::default()).unwrap_err().to_string();
         assert!(e.contains("--brokers") && e.contains("ETL_BROKERS"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.toml");

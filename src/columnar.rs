@@ -19,13 +19,11 @@
 //! run's rows from those already in the lake (which win ties).
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Builder, Int32Array,
-    Int32Builder, Int64Array, Int64Builder, ListArray, ListBuilder, PrimitiveArray, RecordBatch,
-    StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMillisecondBuilder, UInt8Array,
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Builder, Int32Array, Int32Builder, Int64Array, Int64Builder, ListArray,
+    ListBuilder, PrimitiveArray, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMillisecondBuilder,
+    UInt8Array,
 };
-use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef,
-};
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef};
 use chrono::NaiveDate;
 use std::sync::{Arc, OnceLock};
 
@@ -59,10 +57,7 @@ mod c {
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> StandardError {
-    StandardError::Parquet {
-        what: what.into(),
-        reason: e.to_string(),
-    }
+    StandardError::Parquet { what: what.into(), reason: e.to_string() }
 }
 
 fn dict_type() -> DataType {
@@ -73,11 +68,7 @@ fn dict_type() -> DataType {
 pub fn work_schema() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
-        let mut fields: Vec<Field> = breadcrumbs_schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
+        let mut fields: Vec<Field> = breadcrumbs_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         fields[c::FLAGS] = Field::new("flag_bits", DataType::UInt8, false);
         for i in [c::ENCODING, c::TOPIC, c::RAW_KEY] {
             fields[i] = Field::new(fields[i].name(), dict_type(), false);
@@ -90,19 +81,12 @@ pub fn work_schema() -> SchemaRef {
 
 /// Bit of a soft rule in `flag_bits`.
 pub fn flag_bit(rule: &str) -> u8 {
-    rules::SOFT
-        .iter()
-        .position(|r| *r == rule)
-        .map_or(0, |i| 1u8 << i)
+    rules::SOFT.iter().position(|r| *r == rule).map_or(0, |i| 1u8 << i)
 }
 
 /// Soft rules set in `bits`, in `rules::SOFT` order.
 pub fn flags_of(bits: u8) -> impl Iterator<Item = &'static str> {
-    rules::SOFT
-        .iter()
-        .enumerate()
-        .filter(move |(i, _)| bits & (1 << i) != 0)
-        .map(|(_, r)| *r)
+    rules::SOFT.iter().enumerate().filter(move |(i, _)| bits & (1 << i) != 0).map(|(_, r)| *r)
 }
 
 /// Gathers parsed breadcrumbs of one object and one service date as Arrow columns.
@@ -170,18 +154,9 @@ impl WorkBuilder {
 
     /// Adds one breadcrumb with its Kafka lineage; returns its flag bits and encoding index
     /// (into `ENCODINGS`) for the caller's counts.
-    pub fn push(
-        &mut self,
-        bc: &Breadcrumb,
-        partition: i32,
-        offset: i64,
-        kafka_ts: Option<i64>,
-    ) -> (u8, usize) {
+    pub fn push(&mut self, bc: &Breadcrumb, partition: i32, offset: i64, kafka_ts: Option<i64>) -> (u8, usize) {
         let bits = bc.flags.iter().fold(0u8, |b, f| b | flag_bit(f));
-        let encoding = ENCODINGS
-            .iter()
-            .position(|e| *e == bc.encoding)
-            .unwrap_or(0);
+        let encoding = ENCODINGS.iter().position(|e| *e == bc.encoding).unwrap_or(0);
         self.trip.push(bc.trip_id);
         self.stop.append_option(bc.stop_event_id);
         self.vehicle.push(bc.vehicle_id);
@@ -208,16 +183,8 @@ impl WorkBuilder {
     /// The rows as a work batch (`is_new` = true) from `topic` and raw object `raw_key`.
     pub fn finish(mut self, topic: &str, raw_key: &str) -> Result<RecordBatch, StandardError> {
         let n = self.len();
-        let constant = |s: &str| -> ArrayRef {
-            Arc::new(DictionaryArray::<Int32Type>::new(
-                Int32Array::from(vec![0; n]),
-                Arc::new(StringArray::from(vec![s])),
-            ))
-        };
-        let encodings: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::new(
-            Int32Array::from(self.encoding),
-            Arc::new(StringArray::from(ENCODINGS.to_vec())),
-        ));
+        let constant = |s: &str| -> ArrayRef { Arc::new(DictionaryArray::<Int32Type>::new(Int32Array::from(vec![0; n]), Arc::new(StringArray::from(vec![s])))) };
+        let encodings: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::new(Int32Array::from(self.encoding), Arc::new(StringArray::from(ENCODINGS.to_vec()))));
         let cols: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(self.trip)),
             Arc::new(self.stop.finish()),
@@ -251,28 +218,14 @@ impl WorkBuilder {
 pub fn to_work(b: &RecordBatch, is_new: bool) -> Result<RecordBatch, StandardError> {
     let what = "reading standard file";
     if b.num_columns() != c::RAW_KEY + 1 {
-        return Err(err(
-            what,
-            format!("{} columns, expected {}", b.num_columns(), c::RAW_KEY + 1),
-        ));
+        return Err(err(what, format!("{} columns, expected {}", b.num_columns(), c::RAW_KEY + 1)));
     }
     let mut cols: Vec<ArrayRef> = b.columns().to_vec();
-    let lists = cols[c::FLAGS]
-        .as_list_opt::<i32>()
-        .ok_or_else(|| err(what, "quality_flags is not a list"))?;
-    let values = lists
-        .values()
-        .as_string_opt::<i32>()
-        .ok_or_else(|| err(what, "quality_flags is not a list of strings"))?;
+    let lists = cols[c::FLAGS].as_list_opt::<i32>().ok_or_else(|| err(what, "quality_flags is not a list"))?;
+    let values = lists.values().as_string_opt::<i32>().ok_or_else(|| err(what, "quality_flags is not a list of strings"))?;
     let offsets = lists.value_offsets();
     let bits: UInt8Array = (0..lists.len())
-        .map(|i| {
-            Some(
-                (offsets[i] as usize..offsets[i + 1] as usize)
-                    .filter(|j| values.is_valid(*j))
-                    .fold(0u8, |b, j| b | flag_bit(values.value(j))),
-            )
-        })
+        .map(|i| Some((offsets[i] as usize..offsets[i + 1] as usize).filter(|j| values.is_valid(*j)).fold(0u8, |b, j| b | flag_bit(values.value(j)))))
         .collect();
     cols[c::FLAGS] = Arc::new(bits);
     for i in [c::ENCODING, c::TOPIC, c::RAW_KEY] {
@@ -283,13 +236,7 @@ pub fn to_work(b: &RecordBatch, is_new: bool) -> Result<RecordBatch, StandardErr
     let cols = cols
         .into_iter()
         .zip(work_schema().fields())
-        .map(|(a, f)| {
-            if a.data_type() == f.data_type() {
-                Ok(a)
-            } else {
-                arrow::compute::cast(&a, f.data_type())
-            }
-        })
+        .map(|(a, f)| if a.data_type() == f.data_type() { Ok(a) } else { arrow::compute::cast(&a, f.data_type()) })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(what, e))?;
     RecordBatch::try_new(work_schema(), cols).map_err(|e| err(what, e))
@@ -298,10 +245,7 @@ pub fn to_work(b: &RecordBatch, is_new: bool) -> Result<RecordBatch, StandardErr
 /// Rows `idx` (batch, row) of work batches, in that order, in the `breadcrumbs` schema.
 pub fn from_work(ws: &[RecordBatch], idx: &[(u32, u32)]) -> Result<RecordBatch, StandardError> {
     let what = "building breadcrumbs batch";
-    let idx: Vec<(usize, usize)> = idx
-        .iter()
-        .map(|(b, r)| (*b as usize, *r as usize))
-        .collect();
+    let idx: Vec<(usize, usize)> = idx.iter().map(|(b, r)| (*b as usize, *r as usize)).collect();
     let schema = breadcrumbs_schema();
     let mut cols = Vec::with_capacity(schema.fields().len());
     for (i, f) in schema.fields().iter().enumerate() {
@@ -347,12 +291,7 @@ fn prim<T: ArrowPrimitiveType>(b: &RecordBatch, i: usize) -> &PrimitiveArray<T> 
     b.column(i).as_primitive::<T>()
 }
 
-fn same<T: ArrowPrimitiveType>(
-    a: &PrimitiveArray<T>,
-    i: usize,
-    b: &PrimitiveArray<T>,
-    j: usize,
-) -> bool
+fn same<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>, i: usize, b: &PrimitiveArray<T>, j: usize) -> bool
 where
     T::Native: PartialEq,
 {
@@ -363,12 +302,7 @@ where
     }
 }
 
-fn same_f64(
-    a: &PrimitiveArray<Float64Type>,
-    i: usize,
-    b: &PrimitiveArray<Float64Type>,
-    j: usize,
-) -> bool {
+fn same_f64(a: &PrimitiveArray<Float64Type>, i: usize, b: &PrimitiveArray<Float64Type>, j: usize) -> bool {
     match (a.is_valid(i), b.is_valid(j)) {
         (true, true) => a.value(i).to_bits() == b.value(j).to_bits(),
         (false, false) => true,
@@ -400,14 +334,7 @@ impl<'a> Values<'a> {
             meters: prim(w, c::METERS),
             sats: prim(w, c::SATS),
             sched: prim(w, c::SCHED),
-            floats: [
-                f(c::LAT),
-                f(c::LON),
-                f(c::HDOP),
-                f(c::VEL),
-                f(c::DIR),
-                f(c::RADIO),
-            ],
+            floats: [f(c::LAT), f(c::LON), f(c::HDOP), f(c::VEL), f(c::DIR), f(c::RADIO)],
             extra: w.column(c::EXTRA).as_string::<i32>(),
         }
     }
@@ -417,11 +344,7 @@ impl<'a> Values<'a> {
             && same(self.meters, i, o.meters, j)
             && same(self.sats, i, o.sats, j)
             && same(self.sched, i, o.sched, j)
-            && self
-                .floats
-                .iter()
-                .zip(o.floats.iter())
-                .all(|(a, b)| same_f64(a, i, b, j))
+            && self.floats.iter().zip(o.floats.iter()).all(|(a, b)| same_f64(a, i, b, j))
             && self.extra.is_valid(i) == o.extra.is_valid(j)
             && (!self.extra.is_valid(i) || self.extra.value(i) == o.extra.value(j))
     }
@@ -434,63 +357,28 @@ impl<'a> Values<'a> {
 pub fn merge(batches: Vec<RecordBatch>, date: NaiveDate) -> Result<Merged, StandardError> {
     for b in &batches {
         if b.schema() != work_schema() {
-            return Err(err(
-                "merging batches",
-                "a batch does not have the work schema",
-            ));
+            return Err(err("merging batches", "a batch does not have the work schema"));
         }
     }
     // Topic order by name (dictionary keys differ from batch to batch).
     let mut names: Vec<String> = Vec::new();
     for b in &batches {
         let d = b.column(c::TOPIC).as_dictionary::<Int32Type>();
-        names.extend(
-            d.values()
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(str::to_string),
-        );
+        names.extend(d.values().as_string::<i32>().iter().flatten().map(str::to_string));
     }
     names.sort();
     names.dedup();
     let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let mut keys: Vec<(i64, i64, i32, bool, u32, i32, i64, u32, u32)> = Vec::with_capacity(n);
     for (bi, b) in batches.iter().enumerate() {
-        let (trip, veh, act) = (
-            prim::<Int64Type>(b, c::TRIP),
-            prim::<Int64Type>(b, c::VEHICLE),
-            prim::<Int32Type>(b, c::ACT),
-        );
-        let (part, off) = (
-            prim::<Int32Type>(b, c::PARTITION),
-            prim::<Int64Type>(b, c::OFFSET),
-        );
+        let (trip, veh, act) = (prim::<Int64Type>(b, c::TRIP), prim::<Int64Type>(b, c::VEHICLE), prim::<Int32Type>(b, c::ACT));
+        let (part, off) = (prim::<Int32Type>(b, c::PARTITION), prim::<Int64Type>(b, c::OFFSET));
         let is_new = b.column(c::IS_NEW).as_boolean();
         let d = b.column(c::TOPIC).as_dictionary::<Int32Type>();
-        let rank: Vec<u32> = d
-            .values()
-            .as_string::<i32>()
-            .iter()
-            .map(|t| {
-                names
-                    .binary_search_by(|x| x.as_str().cmp(t.unwrap_or("")))
-                    .unwrap_or(0) as u32
-            })
-            .collect();
+        let rank: Vec<u32> = d.values().as_string::<i32>().iter().map(|t| names.binary_search_by(|x| x.as_str().cmp(t.unwrap_or(""))).unwrap_or(0) as u32).collect();
         let tk = d.keys();
         for i in 0..b.num_rows() {
-            keys.push((
-                veh.value(i),
-                trip.value(i),
-                act.value(i),
-                is_new.value(i),
-                rank[tk.value(i) as usize],
-                part.value(i),
-                off.value(i),
-                bi as u32,
-                i as u32,
-            ));
+            keys.push((veh.value(i), trip.value(i), act.value(i), is_new.value(i), rank[tk.value(i) as usize], part.value(i), off.value(i), bi as u32, i as u32));
         }
     }
     keys.sort_unstable();
@@ -501,31 +389,16 @@ pub fn merge(batches: Vec<RecordBatch>, date: NaiveDate) -> Result<Merged, Stand
     let mut g = 0;
     while g < keys.len() {
         let mut e = g + 1;
-        while e < keys.len()
-            && (keys[e].0, keys[e].1, keys[e].2) == (keys[g].0, keys[g].1, keys[g].2)
-        {
+        while e < keys.len() && (keys[e].0, keys[e].1, keys[e].2) == (keys[g].0, keys[g].1, keys[g].2) {
             e += 1;
         }
         let group_start = kept.len();
         for k in &keys[g..e] {
             let (bi, i) = (k.7 as usize, k.8 as usize);
-            let first = if k.3 {
-                kept[group_start..]
-                    .iter()
-                    .copied()
-                    .find(|(bj, j)| values[*bj as usize].same(*j as usize, &values[bi], i))
-            } else {
-                None
-            };
+            let first = if k.3 { kept[group_start..].iter().copied().find(|(bj, j)| values[*bj as usize].same(*j as usize, &values[bi], i)) } else { None };
             match first {
                 None => kept.push((k.7, k.8)),
-                Some((bj, j)) => dups.push(duplicate(
-                    &batches[bi],
-                    i,
-                    &batches[bj as usize],
-                    j as usize,
-                    date,
-                )),
+                Some((bj, j)) => dups.push(duplicate(&batches[bi], i, &batches[bj as usize], j as usize, date)),
             }
         }
         g = e;
@@ -534,26 +407,9 @@ pub fn merge(batches: Vec<RecordBatch>, date: NaiveDate) -> Result<Merged, Stand
     drop(values);
 
     // meters_backwards along each trip, in time order.
-    let mut bits: Vec<Vec<u8>> = batches
-        .iter()
-        .map(|b| {
-            prim::<arrow::datatypes::UInt8Type>(b, c::FLAGS)
-                .values()
-                .to_vec()
-        })
-        .collect();
+    let mut bits: Vec<Vec<u8>> = batches.iter().map(|b| prim::<arrow::datatypes::UInt8Type>(b, c::FLAGS).values().to_vec()).collect();
     let mb = flag_bit(rules::METERS_BACKWARDS);
-    let cols: Vec<_> = batches
-        .iter()
-        .map(|b| {
-            (
-                prim::<Int64Type>(b, c::VEHICLE),
-                prim::<Int64Type>(b, c::TRIP),
-                prim::<Int64Type>(b, c::METERS),
-                b.column(c::IS_NEW).as_boolean(),
-            )
-        })
-        .collect();
+    let cols: Vec<_> = batches.iter().map(|b| (prim::<Int64Type>(b, c::VEHICLE), prim::<Int64Type>(b, c::TRIP), prim::<Int64Type>(b, c::METERS), b.column(c::IS_NEW).as_boolean())).collect();
     let mut prev: Option<(i64, i64, i64)> = None;
     let (mut new_rows, mut new_backwards) = (0u64, 0u64);
     for &(bi, i) in &kept {
@@ -590,23 +446,11 @@ pub fn merge(batches: Vec<RecordBatch>, date: NaiveDate) -> Result<Merged, Stand
             RecordBatch::try_new(work_schema(), cols).map_err(|e| err("merging batches", e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Merged {
-        batches,
-        kept,
-        dups,
-        new_rows,
-        new_backwards,
-    })
+    Ok(Merged { batches, kept, dups, new_rows, new_backwards })
 }
 
 /// The `duplicate` reject of row `i` of `w`, a repeat of row `j` of `first`.
-fn duplicate(
-    w: &RecordBatch,
-    i: usize,
-    first: &RecordBatch,
-    j: usize,
-    date: NaiveDate,
-) -> RejectRow {
+fn duplicate(w: &RecordBatch, i: usize, first: &RecordBatch, j: usize, date: NaiveDate) -> RejectRow {
     let i64v = |col: usize| {
         let a = prim::<Int64Type>(w, col);
         a.is_valid(i).then(|| a.value(i))
@@ -617,9 +461,7 @@ fn duplicate(
     };
     let sats = prim::<Int32Type>(w, c::SATS);
     let act = prim::<Int32Type>(w, c::ACT).value(i);
-    let kts = w
-        .column(c::KAFKA_TS)
-        .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+    let kts = w.column(c::KAFKA_TS).as_primitive::<arrow::datatypes::TimestampMillisecondType>();
     let payload = serde_json::json!({
         "EVENT_NO_TRIP": i64v(c::TRIP), "EVENT_NO_STOP": i64v(c::STOP), "VEHICLE_ID": i64v(c::VEHICLE),
         "OPD_DATE": date.to_string(), "ACT_TIME": act, "METERS": i64v(c::METERS),
@@ -646,24 +488,13 @@ fn duplicate(
 
 /// Encodes the kept rows of a merged date as Parquet files of at most `file_rows` rows each,
 /// converting `slice_rows` rows at a time (memory: the work batches plus one slice).
-pub fn write_date(
-    m: &Merged,
-    file_rows: usize,
-    slice_rows: usize,
-    props: &parquet::file::properties::WriterProperties,
-) -> Result<Vec<(Vec<u8>, u64)>, StandardError> {
+pub fn write_date(m: &Merged, file_rows: usize, slice_rows: usize, props: &parquet::file::properties::WriterProperties) -> Result<Vec<(Vec<u8>, u64)>, StandardError> {
     let mut files = Vec::new();
     for chunk in m.kept.chunks(file_rows.max(1)) {
         let mut buf = Vec::new();
-        let mut w = parquet::arrow::ArrowWriter::try_new(
-            &mut buf,
-            breadcrumbs_schema(),
-            Some(props.clone()),
-        )
-        .map_err(|e| err("parquet writer", e))?;
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, breadcrumbs_schema(), Some(props.clone())).map_err(|e| err("parquet writer", e))?;
         for slice in chunk.chunks(slice_rows.max(1)) {
-            w.write(&from_work(&m.batches, slice)?)
-                .map_err(|e| err("parquet write", e))?;
+            w.write(&from_work(&m.batches, slice)?).map_err(|e| err("parquet write", e))?;
         }
         w.close().map_err(|e| err("parquet close", e))?;
         files.push((buf, chunk.len() as u64));
@@ -692,75 +523,29 @@ mod tests {
     }
 
     fn column_i64(b: &RecordBatch, name: &str) -> Vec<i64> {
-        b.column_by_name(name)
-            .unwrap()
-            .as_primitive::<Int64Type>()
-            .values()
-            .to_vec()
+        b.column_by_name(name).unwrap().as_primitive::<Int64Type>().values().to_vec()
     }
 
     #[test]
     fn merge_dedups_sorts_and_flags_backwards_meters() {
         let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
         // Already in the lake: vehicle 2 trip 10 at 100 s, from offset 0.
-        let existing = to_work(
-            &from_work(&[batch(&[(2, 10, 100, 50, 0, 0)], "raw/t/old")], &[(0, 0)]).unwrap(),
-            false,
-        )
-        .unwrap();
-        let new = batch(
-            &[
-                (2, 10, 105, 40, 0, 3),
-                (1, 5, 100, 10, 0, 2),
-                (2, 10, 100, 50, 1, 7),
-                (2, 10, 100, 50, 0, 1),
-                (2, 10, 100, 51, 0, 4),
-            ],
-            "raw/t/new",
-        );
+        let existing = to_work(&from_work(&[batch(&[(2, 10, 100, 50, 0, 0)], "raw/t/old")], &[(0, 0)]).unwrap(), false).unwrap();
+        let new = batch(&[(2, 10, 105, 40, 0, 3), (1, 5, 100, 10, 0, 2), (2, 10, 100, 50, 1, 7), (2, 10, 100, 50, 0, 1), (2, 10, 100, 51, 0, 4)], "raw/t/new");
         let m = merge(vec![existing, new], d).unwrap();
         let out = from_work(&m.batches, &m.kept).unwrap();
         assert_eq!(column_i64(&out, "vehicle_id"), vec![1, 2, 2, 2]);
-        assert_eq!(
-            column_i64(&out, "meters"),
-            vec![10, 50, 51, 40],
-            "same time, other values: kept after the existing reading"
-        );
+        assert_eq!(column_i64(&out, "meters"), vec![10, 50, 51, 40], "same time, other values: kept after the existing reading");
         assert_eq!(column_i64(&out, "kafka_offset"), vec![2, 0, 4, 3]);
         // The two repeats of the existing reading are rejects that name it.
         assert_eq!(m.dups.len(), 2);
-        assert!(m.dups.iter().all(|r| r.rule == rules::DUPLICATE
-            && r.service_date == Some(d)
-            && r.message.contains("partition 0 offset 0")));
-        assert_eq!(
-            m.dups
-                .iter()
-                .map(|r| (r.partition, r.offset))
-                .collect::<Vec<_>>(),
-            vec![(0, 1), (1, 7)]
-        );
+        assert!(m.dups.iter().all(|r| r.rule == rules::DUPLICATE && r.service_date == Some(d) && r.message.contains("partition 0 offset 0")));
+        assert_eq!(m.dups.iter().map(|r| (r.partition, r.offset)).collect::<Vec<_>>(), vec![(0, 1), (1, 7)]);
         assert_eq!(m.new_rows, 3);
         // meters 51 → 40 goes backwards within the trip; hdop 9 is flagged on every row.
-        let flags = out
-            .column_by_name("quality_flags")
-            .unwrap()
-            .as_list::<i32>();
-        let f = |i: usize| {
-            flags
-                .value(i)
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            f(3),
-            vec![
-                rules::HDOP_HIGH.to_string(),
-                rules::METERS_BACKWARDS.to_string()
-            ]
-        );
+        let flags = out.column_by_name("quality_flags").unwrap().as_list::<i32>();
+        let f = |i: usize| flags.value(i).as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(f(3), vec![rules::HDOP_HIGH.to_string(), rules::METERS_BACKWARDS.to_string()]);
         assert_eq!(f(2), vec![rules::HDOP_HIGH.to_string()]);
         assert_eq!(m.new_backwards, 1);
         // Idempotent: merging the result again changes nothing and rejects nothing.
@@ -772,24 +557,14 @@ mod tests {
     #[test]
     fn files_are_cut_by_rows_and_read_back_with_the_breadcrumbs_schema() {
         let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
-        let rows: Vec<_> = (0..10)
-            .map(|i| (7, 8, 100 + i, 10 * i as i64, 0, i as i64))
-            .collect();
+        let rows: Vec<_> = (0..10).map(|i| (7, 8, 100 + i, 10 * i as i64, 0, i as i64)).collect();
         let m = merge(vec![batch(&rows, "raw/t/k")], d).unwrap();
         let props = crate::standard::writer_props(3, 4, true);
         let files = write_date(&m, 4, 3, &props).unwrap();
         assert_eq!(files.iter().map(|f| f.1).collect::<Vec<_>>(), vec![4, 4, 2]);
-        let back =
-            crate::standard::read_parquet(bytes::Bytes::from(files[1].0.clone()), "t").unwrap();
+        let back = crate::standard::read_parquet(bytes::Bytes::from(files[1].0.clone()), "t").unwrap();
         assert_eq!(back[0].schema(), breadcrumbs_schema());
         assert_eq!(column_i64(&back[0], "kafka_offset"), vec![4, 5, 6, 7]);
-        assert_eq!(
-            back[0]
-                .column_by_name("raw_key")
-                .unwrap()
-                .as_string::<i32>()
-                .value(0),
-            "raw/t/k"
-        );
+        assert_eq!(back[0].column_by_name("raw_key").unwrap().as_string::<i32>().value(0), "raw/t/k");
     }
 }

@@ -14,20 +14,12 @@ pub const TOPIC: &str = "breadcrumbs";
 
 /// The bundled sample files (`data/` next to the binary's source, or in the working directory).
 pub fn default_files() -> Vec<PathBuf> {
-    let candidates = [
-        PathBuf::from("data"),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"),
-    ];
+    let candidates = [PathBuf::from("data"), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")];
     for dir in candidates {
         if let Ok(rd) = std::fs::read_dir(&dir) {
             let mut v: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("json" | "csv" | "ndjson" | "jsonl")
-                    )
-                })
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "csv" | "ndjson" | "jsonl")))
                 .collect();
             v.sort();
             if !v.is_empty() {
@@ -39,32 +31,14 @@ pub fn default_files() -> Vec<PathBuf> {
 }
 
 /// Runs keys → produce → raw → verify on the mock cluster; prints each step to `out`.
-pub async fn run(
-    lake_dir: &Path,
-    files: Vec<PathBuf>,
-    out: &mut dyn std::io::Write,
-) -> anyhow::Result<()> {
-    let files = if files.is_empty() {
-        default_files()
-    } else {
-        files
-    };
-    anyhow::ensure!(
-        !files.is_empty(),
-        "no input files: give some, or run from the repository so data/ is found"
-    );
+pub async fn run(lake_dir: &Path, files: Vec<PathBuf>, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let files = if files.is_empty() { default_files() } else { files };
+    anyhow::ensure!(!files.is_empty(), "no input files: give some, or run from the repository so data/ is found");
     prepare_dir(lake_dir)?;
     let keys_dir = lake_dir.join("keys");
-    let (public_path, private_path) = (
-        keys_dir.join(crate::keys::PUBLIC_FILE),
-        keys_dir.join(crate::keys::PRIVATE_FILE),
-    );
+    let (public_path, private_path) = (keys_dir.join(crate::keys::PUBLIC_FILE), keys_dir.join(crate::keys::PRIVATE_FILE));
     if !public_path.exists() || !private_path.exists() {
-        writeln!(
-            out,
-            "== keys: generating a 3072-bit RSA key pair in {}",
-            keys_dir.display()
-        )?;
+        writeln!(out, "== keys: generating a 3072-bit RSA key pair in {}", keys_dir.display())?;
         let key = crate::keys::generate(3072)?;
         crate::keys::write_pair(&keys_dir, &key, true)?;
     } else {
@@ -76,20 +50,14 @@ pub async fn run(
     let mock = rdkafka::mocking::MockCluster::new(3)?;
     mock.create_topic(TOPIC, 3, 1)?;
     let brokers = mock.bootstrap_servers();
-    writeln!(
-        out,
-        "== kafka: in-process mock cluster at {brokers}, topic {TOPIC:?} with 3 partitions"
-    )?;
+    writeln!(out, "== kafka: in-process mock cluster at {brokers}, topic {TOPIC:?} with 3 partitions")?;
 
     let mut sent = 0;
     for f in &files {
         let records = crate::produce::read_records(f)?;
         let n = {
             let (b, r) = (brokers.clone(), records);
-            tokio::task::spawn_blocking(move || {
-                crate::kafka::send(&b, TOPIC, &r, std::time::Duration::from_secs(30))
-            })
-            .await??
+            tokio::task::spawn_blocking(move || crate::kafka::send(&b, TOPIC, &r, std::time::Duration::from_secs(30))).await??
         };
         writeln!(out, "== produce: {n} messages from {}", f.display())?;
         sent += n;
@@ -116,23 +84,11 @@ pub async fn run(
     let report = crate::raw::run(cfg, lake.clone()).await?;
     write!(out, "== raw:\n{}", report.summary())?;
     anyhow::ensure!(!report.failed(), "raw run failed");
-    anyhow::ensure!(
-        report.records == sent,
-        "raw landed {} of {sent} messages",
-        report.records
-    );
+    anyhow::ensure!(report.records == sent, "raw landed {} of {sent} messages", report.records);
 
-    let std_report = crate::standard::run(
-        &crate::standard::StandardConfig::new(private_key.clone()),
-        &lake,
-    )
-    .await?;
+    let std_report = crate::standard::run(&crate::standard::StandardConfig::new(private_key.clone()), &lake).await?;
     write!(out, "== standard:\n{}", std_report.summary())?;
-    anyhow::ensure!(
-        std_report.errors.is_empty(),
-        "standard failed on {} raw objects",
-        std_report.errors.len()
-    );
+    anyhow::ensure!(std_report.errors.is_empty(), "standard failed on {} raw objects", std_report.errors.len());
 
     let mut v = crate::verify::verify(&lake, private_key, Some(TOPIC)).await?;
     if let Some(rec) = crate::verify::reconcile_standard(&lake).await? {
@@ -140,18 +96,10 @@ pub async fn run(
         v.standard = Some(rec);
     }
     write!(out, "== verify:\n{}", v.summary())?;
-    anyhow::ensure!(
-        v.errors.is_empty(),
-        "verify found {} problems",
-        v.errors.len()
-    );
+    anyhow::ensure!(v.errors.is_empty(), "verify found {} problems", v.errors.len());
 
     let reduced = crate::reduce::run(&lake, &crate::reduce::Policy::default(), false).await?;
-    write!(
-        out,
-        "== reduce (trip summaries, one breadcrumb per 30 s per trip):\n{}",
-        reduced.summary()
-    )?;
+    write!(out, "== reduce (trip summaries, one breadcrumb per 30 s per trip):\n{}", reduced.summary())?;
 
     for name in ["trips_per_vehicle_day", "quality_summary", "longest_trips"] {
         let sql = crate::query::named_query(name)?;
@@ -174,11 +122,7 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         let is_demo = dir.join(MARKER).exists();
         let empty = std::fs::read_dir(dir)?.next().is_none();
-        anyhow::ensure!(
-            is_demo || empty,
-            "{} exists and was not made by `etl demo`; choose another --lake",
-            dir.display()
-        );
+        anyhow::ensure!(is_demo || empty, "{} exists and was not made by `etl demo`; choose another --lake", dir.display());
         for layer in ["raw", "standard", "archive"] {
             let p = dir.join(layer);
             if p.exists() {
@@ -187,9 +131,6 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(dir)?;
-    std::fs::write(
-        dir.join(MARKER),
-        "made by `etl demo`; its layers are reset on every demo run\n",
-    )?;
+    std::fs::write(dir.join(MARKER), "made by `etl demo`; its layers are reset on every demo run\n")?;
     Ok(())
 }

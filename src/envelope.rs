@@ -45,9 +45,7 @@ pub enum EnvelopeError {
     #[error("not an etl envelope: {0}")]
     Format(String),
     /// Object was sealed for a different key pair.
-    #[error(
-        "object was encrypted for key {object_key_id}, but the private key given is {given_key_id}"
-    )]
+    #[error("object was encrypted for key {object_key_id}, but the private key given is {given_key_id}")]
     WrongKey {
         /// Key id recorded in the object.
         object_key_id: String,
@@ -115,12 +113,7 @@ pub struct EnvelopeWriter<W: Write> {
 
 impl<W: Write> EnvelopeWriter<W> {
     /// Starts an envelope for `public_key`: draws a fresh data key and writes the preamble.
-    pub fn new(
-        mut out: W,
-        public_key: &RsaPublicKey,
-        content: &str,
-        chunk_size: usize,
-    ) -> Result<Self, EnvelopeError> {
+    pub fn new(mut out: W, public_key: &RsaPublicKey, content: &str, chunk_size: usize) -> Result<Self, EnvelopeError> {
         let mut rng = rand::thread_rng();
         let mut data_key = [0u8; 32];
         rng.fill_bytes(&mut data_key);
@@ -145,8 +138,7 @@ impl<W: Write> EnvelopeWriter<W> {
         preamble.extend_from_slice(&(json.len() as u32).to_be_bytes());
         preamble.extend_from_slice(&json);
         out.write_all(&preamble)?;
-        let cipher =
-            Aes256Gcm::new_from_slice(&data_key).map_err(|e| EnvelopeError::Seal(e.to_string()))?;
+        let cipher = Aes256Gcm::new_from_slice(&data_key).map_err(|e| EnvelopeError::Seal(e.to_string()))?;
         Ok(Self {
             out,
             cipher,
@@ -212,10 +204,7 @@ pub fn read_header(object: &[u8]) -> Result<(Header, usize), EnvelopeError> {
         return Err(EnvelopeError::Format("missing ETLE magic".into()));
     }
     if object[4] != VERSION {
-        return Err(EnvelopeError::Format(format!(
-            "unsupported envelope version {}",
-            object[4]
-        )));
+        return Err(EnvelopeError::Format(format!("unsupported envelope version {}", object[4])));
     }
     let len = u32::from_be_bytes([object[5], object[6], object[7], object[8]]) as usize;
     if len > MAX_HEADER || object.len() < PREAMBLE_FIXED + len {
@@ -224,9 +213,7 @@ pub fn read_header(object: &[u8]) -> Result<(Header, usize), EnvelopeError> {
     let header: Header = serde_json::from_slice(&object[PREAMBLE_FIXED..PREAMBLE_FIXED + len])
         .map_err(|e| EnvelopeError::Format(format!("bad header: {e}")))?;
     if header.chunk_size == 0 || header.compression != "zlib" {
-        return Err(EnvelopeError::Format(
-            "unsupported header parameters".into(),
-        ));
+        return Err(EnvelopeError::Format("unsupported header parameters".into()));
     }
     Ok((header, PREAMBLE_FIXED + len))
 }
@@ -236,18 +223,11 @@ pub fn decrypt(object: &[u8], private_key: &RsaPrivateKey) -> Result<Vec<u8>, En
     let (header, body_start) = read_header(object)?;
     let given = key_id(&private_key.to_public_key());
     if header.key_id != given {
-        return Err(EnvelopeError::WrongKey {
-            object_key_id: header.key_id,
-            given_key_id: given,
-        });
+        return Err(EnvelopeError::WrongKey { object_key_id: header.key_id, given_key_id: given });
     }
     let b64 = base64::engine::general_purpose::STANDARD;
-    let wrapped = b64
-        .decode(&header.wrapped_key)
-        .map_err(|_| EnvelopeError::Unwrap)?;
-    let data_key = private_key
-        .decrypt(Oaep::new::<sha2::Sha256>(), &wrapped)
-        .map_err(|_| EnvelopeError::Unwrap)?;
+    let wrapped = b64.decode(&header.wrapped_key).map_err(|_| EnvelopeError::Unwrap)?;
+    let data_key = private_key.decrypt(Oaep::new::<sha2::Sha256>(), &wrapped).map_err(|_| EnvelopeError::Unwrap)?;
     let cipher = Aes256Gcm::new_from_slice(&data_key).map_err(|_| EnvelopeError::Unwrap)?;
     let prefix: [u8; 7] = b64
         .decode(&header.nonce_prefix)
@@ -286,12 +266,7 @@ pub fn decrypt(object: &[u8], private_key: &RsaPrivateKey) -> Result<Vec<u8>, En
 }
 
 /// Compresses `plaintext` with zlib at `level` and seals it: the whole write path in one call.
-pub fn seal_bytes(
-    plaintext: &[u8],
-    public_key: &RsaPublicKey,
-    level: u32,
-    content: &str,
-) -> Result<Sealed, EnvelopeError> {
+pub fn seal_bytes(plaintext: &[u8], public_key: &RsaPublicKey, level: u32, content: &str) -> Result<Sealed, EnvelopeError> {
     let mut sealer = Sealer::new(public_key, level, content, plaintext.len())?;
     sealer.write_all(plaintext)?;
     sealer.finish()
@@ -322,34 +297,14 @@ pub struct Sealer {
 
 impl Sealer {
     /// Starts a new object sealed for `public_key`, with room for `capacity_hint` plaintext bytes.
-    pub fn new(
-        public_key: &RsaPublicKey,
-        level: u32,
-        content: &str,
-        capacity_hint: usize,
-    ) -> Result<Self, EnvelopeError> {
-        Self::with_buffer(
-            public_key,
-            level,
-            content,
-            Vec::with_capacity(capacity_hint.max(4096)),
-        )
+    pub fn new(public_key: &RsaPublicKey, level: u32, content: &str, capacity_hint: usize) -> Result<Self, EnvelopeError> {
+        Self::with_buffer(public_key, level, content, Vec::with_capacity(capacity_hint.max(4096)))
     }
 
     /// Like [`Sealer::new`], reusing `buf` (cleared) for the plaintext.
-    pub fn with_buffer(
-        public_key: &RsaPublicKey,
-        level: u32,
-        content: &str,
-        mut buf: Vec<u8>,
-    ) -> Result<Self, EnvelopeError> {
+    pub fn with_buffer(public_key: &RsaPublicKey, level: u32, content: &str, mut buf: Vec<u8>) -> Result<Self, EnvelopeError> {
         buf.clear();
-        Ok(Self {
-            public_key: public_key.clone(),
-            level: level.min(12),
-            content: content.to_string(),
-            plain: buf,
-        })
+        Ok(Self { public_key: public_key.clone(), level: level.min(12), content: content.to_string(), plain: buf })
     }
 
     /// Plaintext bytes written so far.
@@ -365,27 +320,16 @@ impl Sealer {
 
     /// Compresses and encrypts; also hands back the plaintext buffer for reuse.
     pub fn finish_reuse(self) -> Result<(Sealed, Vec<u8>), EnvelopeError> {
-        let lvl = libdeflater::CompressionLvl::new(self.level as i32)
-            .map_err(|e| EnvelopeError::Seal(format!("compression level {}: {e:?}", self.level)))?;
+        let lvl = libdeflater::CompressionLvl::new(self.level as i32).map_err(|e| EnvelopeError::Seal(format!("compression level {}: {e:?}", self.level)))?;
         let mut c = libdeflater::Compressor::new(lvl);
         let mut compressed = vec![0u8; c.zlib_compress_bound(self.plain.len())];
-        let n = c
-            .zlib_compress(&self.plain, &mut compressed)
-            .map_err(|e| EnvelopeError::Seal(format!("zlib compression: {e:?}")))?;
+        let n = c.zlib_compress(&self.plain, &mut compressed).map_err(|e| EnvelopeError::Seal(format!("zlib compression: {e:?}")))?;
         compressed.truncate(n);
         let out = Vec::with_capacity(n + n / (DEFAULT_CHUNK_SIZE / TAG_LEN) + 1024);
-        let mut env =
-            EnvelopeWriter::new(out, &self.public_key, &self.content, DEFAULT_CHUNK_SIZE)?;
+        let mut env = EnvelopeWriter::new(out, &self.public_key, &self.content, DEFAULT_CHUNK_SIZE)?;
         env.write_all(&compressed)?;
         let (bytes, _) = env.finish()?;
-        Ok((
-            Sealed {
-                bytes,
-                plain_bytes: self.plain.len() as u64,
-                compressed_bytes: n as u64,
-            },
-            self.plain,
-        ))
+        Ok((Sealed { bytes, plain_bytes: self.plain.len() as u64, compressed_bytes: n as u64 }, self.plain))
     }
 
     /// Compresses and encrypts.
@@ -467,35 +411,20 @@ pub fn release_buffers() {
 /// untouched pages of a fresh allocation cost nothing — and doubles if the stream holds more.
 pub fn inflate(compressed: &[u8]) -> Result<Plaintext, EnvelopeError> {
     let mut d = libdeflater::Decompressor::new();
-    let fresh = compressed
-        .len()
-        .saturating_mul(32)
-        .clamp(64 * 1024, MAX_PLAINTEXT);
-    let mut out = POOL
-        .lock()
-        .ok()
-        .and_then(|mut p| p.pop())
-        .unwrap_or_else(|| vec![0u8; fresh]);
+    let fresh = compressed.len().saturating_mul(32).clamp(64 * 1024, MAX_PLAINTEXT);
+    let mut out = POOL.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| vec![0u8; fresh]);
     loop {
         match d.zlib_decompress(compressed, &mut out) {
             Ok(len) => return Ok(Plaintext { buf: out, len }),
-            Err(libdeflater::DecompressionError::InsufficientSpace)
-                if out.len() < MAX_PLAINTEXT =>
-            {
+            Err(libdeflater::DecompressionError::InsufficientSpace) if out.len() < MAX_PLAINTEXT => {
                 let grown = out.len().saturating_mul(2).max(fresh).min(MAX_PLAINTEXT);
                 out = vec![0u8; grown];
             }
             Err(libdeflater::DecompressionError::InsufficientSpace) => {
-                return Err(EnvelopeError::Decompress(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "plaintext larger than 4 GiB",
-                )))
+                return Err(EnvelopeError::Decompress(io::Error::new(io::ErrorKind::InvalidData, "plaintext larger than 4 GiB")))
             }
             Err(libdeflater::DecompressionError::BadData) => {
-                return Err(EnvelopeError::Decompress(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "corrupt zlib stream",
-                )))
+                return Err(EnvelopeError::Decompress(io::Error::new(io::ErrorKind::InvalidData, "corrupt zlib stream")))
             }
         }
     }
@@ -509,25 +438,12 @@ mod tests {
     #[test]
     fn roundtrip_various_sizes() {
         let (private, public) = test_keypair();
-        for n in [
-            0usize,
-            1,
-            100,
-            DEFAULT_CHUNK_SIZE - 1,
-            DEFAULT_CHUNK_SIZE,
-            DEFAULT_CHUNK_SIZE * 3 + 7,
-        ] {
+        for n in [0usize, 1, 100, DEFAULT_CHUNK_SIZE - 1, DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_SIZE * 3 + 7] {
             // Incompressible-ish data so compressed size crosses chunk boundaries.
-            let data: Vec<u8> = (0..n)
-                .map(|i| ((i as u64 * 2654435761) >> 13) as u8)
-                .collect();
+            let data: Vec<u8> = (0..n).map(|i| ((i as u64 * 2654435761) >> 13) as u8).collect();
             let sealed = seal_bytes(&data, &public, 6, "test").unwrap();
             assert_eq!(sealed.plain_bytes, n as u64);
-            assert_eq!(
-                &*open(&sealed.bytes, &private).unwrap(),
-                &data[..],
-                "size {n}"
-            );
+            assert_eq!(&*open(&sealed.bytes, &private).unwrap(), &data[..], "size {n}");
         }
     }
 
@@ -563,9 +479,7 @@ mod tests {
     #[test]
     fn truncation_is_detected_even_at_chunk_boundary() {
         let (private, public) = test_keypair();
-        let data: Vec<u8> = (0..DEFAULT_CHUNK_SIZE * 3)
-            .map(|i| ((i * 7919) % 251) as u8)
-            .collect();
+        let data: Vec<u8> = (0..DEFAULT_CHUNK_SIZE * 3).map(|i| ((i * 7919) % 251) as u8).collect();
         let mut buf = Vec::new();
         let mut w = EnvelopeWriter::new(&mut buf, &public, "t", 4096).unwrap();
         w.write_all(&data).unwrap();
@@ -573,10 +487,7 @@ mod tests {
         let (_, start) = read_header(&buf).unwrap();
         // Cut exactly after the first full chunk: the remaining chunk now looks "last".
         let cut = start + 4096 + TAG_LEN;
-        assert!(matches!(
-            decrypt(&buf[..cut], &private),
-            Err(EnvelopeError::Tampered { .. })
-        ));
+        assert!(matches!(decrypt(&buf[..cut], &private), Err(EnvelopeError::Tampered { .. })));
         assert!(decrypt(&buf[..buf.len() - 1], &private).is_err());
         assert!(decrypt(&buf[..5], &private).is_err());
         assert_eq!(decrypt(&buf, &private).unwrap(), data);
@@ -588,10 +499,7 @@ mod tests {
         let other = crate::keys::generate(2048).unwrap();
         let sealed = seal_bytes(b"x", &public, 6, "t").unwrap();
         match open(&sealed.bytes, &other) {
-            Err(EnvelopeError::WrongKey {
-                object_key_id,
-                given_key_id,
-            }) => {
+            Err(EnvelopeError::WrongKey { object_key_id, given_key_id }) => {
                 assert_eq!(object_key_id, key_id(&public));
                 assert_ne!(object_key_id, given_key_id);
             }
@@ -606,23 +514,14 @@ mod tests {
         e.write_all(&data).unwrap();
         let z = e.finish().unwrap();
         assert_eq!(&*inflate(&z).unwrap(), &data[..]);
-        assert!(matches!(
-            inflate(&z[..z.len() / 2]),
-            Err(EnvelopeError::Decompress(_))
-        ));
-        assert!(matches!(
-            inflate(b"not zlib at all"),
-            Err(EnvelopeError::Decompress(_))
-        ));
+        assert!(matches!(inflate(&z[..z.len() / 2]), Err(EnvelopeError::Decompress(_))));
+        assert!(matches!(inflate(b"not zlib at all"), Err(EnvelopeError::Decompress(_))));
     }
 
     #[test]
     fn garbage_is_not_an_envelope() {
         let (private, _) = test_keypair();
-        assert!(matches!(
-            open(b"{\"not\":\"an envelope\"}", &private),
-            Err(EnvelopeError::Format(_))
-        ));
+        assert!(matches!(open(b"{\"not\":\"an envelope\"}", &private), Err(EnvelopeError::Format(_))));
         assert!(matches!(open(b"", &private), Err(EnvelopeError::Format(_))));
     }
 }

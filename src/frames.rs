@@ -91,11 +91,7 @@ pub struct Frames<'a> {
 
 /// Decodes the frames of an object of `partition`.
 pub fn decode(buf: &[u8], partition: i32) -> Frames<'_> {
-    Frames {
-        buf,
-        pos: 0,
-        partition,
-    }
+    Frames { buf, pos: 0, partition }
 }
 
 /// A decimal integer (`-?[0-9]+`), read straight from the bytes.
@@ -121,10 +117,7 @@ fn field<T: TryFrom<i64>>(f: Option<&[u8]>) -> Result<Option<T>, String> {
     match f {
         None => Err("header line has too few fields".into()),
         Some(b"-") => Ok(None),
-        Some(b) => integer(b)
-            .and_then(|v| T::try_from(v).ok())
-            .map(Some)
-            .ok_or_else(|| format!("bad number {:?}", String::from_utf8_lossy(b))),
+        Some(b) => integer(b).and_then(|v| T::try_from(v).ok()).map(Some).ok_or_else(|| format!("bad number {:?}", String::from_utf8_lossy(b))),
     }
 }
 
@@ -141,9 +134,7 @@ impl Iterator for Frames<'_> {
             Some(Err(FrameError::Corrupt { at, reason }))
         };
         let rest = &self.buf[at..];
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-            return fail("header line without newline".into());
-        };
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else { return fail("header line without newline".into()) };
         let mut parts = rest[..nl].split(|&b| b == b' ');
         let parsed = (|| -> Result<(i64, Option<i64>, Option<usize>, usize), String> {
             let offset = field::<i64>(parts.next())?.ok_or("offset missing")?;
@@ -163,19 +154,10 @@ impl Iterator for Frames<'_> {
         let pstart = kstart.saturating_add(klen.unwrap_or(0));
         let end = pstart.saturating_add(len);
         if self.buf.get(end) != Some(&b'\n') {
-            return fail(format!(
-                "key of {} and payload of {len} bytes overrun the buffer",
-                klen.unwrap_or(0)
-            ));
+            return fail(format!("key of {} and payload of {len} bytes overrun the buffer", klen.unwrap_or(0)));
         }
         self.pos = end + 1;
-        Some(Ok(OwnedFrame {
-            partition: self.partition,
-            offset,
-            timestamp,
-            key: klen.map(|_| kstart..pstart),
-            payload: pstart..end,
-        }))
+        Some(Ok(OwnedFrame { partition: self.partition, offset, timestamp, key: klen.map(|_| kstart..pstart), payload: pstart..end }))
     }
 }
 
@@ -188,10 +170,7 @@ pub fn to_ndjson(out: &mut Vec<u8>, f: &OwnedFrame, plaintext: &[u8], raw_key: &
     m.insert("object".into(), raw_key.into());
     m.insert("partition".into(), f.partition.into());
     m.insert("offset".into(), f.offset.into());
-    m.insert(
-        "timestamp".into(),
-        f.timestamp.map_or(serde_json::Value::Null, Into::into),
-    );
+    m.insert("timestamp".into(), f.timestamp.map_or(serde_json::Value::Null, Into::into));
     let b64 = base64::engine::general_purpose::STANDARD;
     match key.map(std::str::from_utf8) {
         None => {
@@ -218,13 +197,7 @@ mod tests {
 
     #[test]
     fn roundtrip_keeps_every_byte() {
-        let payloads: Vec<&[u8]> = vec![
-            b"{\"a\":1}",
-            b"",
-            b"line1\nline2\n",
-            &[0xff, 0x00, 0x9f, b'\n'],
-            b"\"double\"",
-        ];
+        let payloads: Vec<&[u8]> = vec![b"{\"a\":1}", b"", b"line1\nline2\n", &[0xff, 0x00, 0x9f, b'\n'], b"\"double\""];
         let mut buf = Vec::new();
         for (i, p) in payloads.iter().enumerate() {
             let key: Option<&[u8]> = match i % 3 {
@@ -232,16 +205,7 @@ mod tests {
                 1 => None,
                 _ => Some(&[0xfe, b'\n', 0x01]),
             };
-            encode(
-                &mut buf,
-                &Frame {
-                    partition: 2,
-                    offset: 100 + i as i64,
-                    timestamp: (i % 2 == 0).then_some(1_670_000_000_000),
-                    key,
-                    payload: p,
-                },
-            );
+            encode(&mut buf, &Frame { partition: 2, offset: 100 + i as i64, timestamp: (i % 2 == 0).then_some(1_670_000_000_000), key, payload: p });
         }
         let frames: Vec<OwnedFrame> = decode(&buf, 2).collect::<Result<_, _>>().unwrap();
         assert_eq!(frames.len(), payloads.len());
@@ -255,47 +219,20 @@ mod tests {
         assert_eq!(frames[1].key, None);
         // The header stays small: the compressor's time goes to payloads.
         let mut one = Vec::new();
-        encode(
-            &mut one,
-            &Frame {
-                partition: 0,
-                offset: 12_345_678,
-                timestamp: Some(1_795_416_597_147),
-                key: Some(b"4223"),
-                payload: b"x",
-            },
-        );
+        encode(&mut one, &Frame { partition: 0, offset: 12_345_678, timestamp: Some(1_795_416_597_147), key: Some(b"4223"), payload: b"x" });
         assert!(one.len() < 40, "{}", String::from_utf8_lossy(&one));
     }
 
     #[test]
     fn corrupt_input_is_an_error_not_a_panic() {
         let mut buf = Vec::new();
-        encode(
-            &mut buf,
-            &Frame {
-                partition: 0,
-                offset: 1,
-                timestamp: None,
-                key: Some(b"k"),
-                payload: b"abc",
-            },
-        );
+        encode(&mut buf, &Frame { partition: 0, offset: 1, timestamp: None, key: Some(b"k"), payload: b"abc" });
         for cut in 0..buf.len() {
             let r: Result<Vec<_>, _> = decode(&buf[..cut], 0).collect();
             assert!(cut == 0 || r.is_err(), "cut {cut}");
         }
-        for bad in [
-            &b"not a header\nxx"[..],
-            b"1 2 3\n",
-            b"1 2 3 4 5\nx",
-            b"1 - - 99999999999999999999\n",
-        ] {
-            assert!(
-                decode(bad, 0).collect::<Result<Vec<_>, _>>().is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+        for bad in [&b"not a header\nxx"[..], b"1 2 3\n", b"1 2 3 4 5\nx", b"1 - - 99999999999999999999\n"] {
+            assert!(decode(bad, 0).collect::<Result<Vec<_>, _>>().is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
 }

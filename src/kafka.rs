@@ -33,9 +33,7 @@ pub enum KafkaEdgeError {
         brokers: String,
     },
     /// Some messages were not acknowledged.
-    #[error(
-        "{failed} of {total} messages to topic {topic:?} were not delivered; first error: {first}"
-    )]
+    #[error("{failed} of {total} messages to topic {topic:?} were not delivered; first error: {first}")]
     Delivery {
         /// Topic.
         topic: String,
@@ -59,19 +57,10 @@ pub fn client_config(brokers: &str) -> ClientConfig {
 }
 
 /// Partition ids of `topic`, sorted. Fails clearly if the topic or the brokers are missing.
-pub fn partitions(
-    consumer: &BaseConsumer,
-    brokers: &str,
-    topic: &str,
-    timeout: Duration,
-) -> Result<Vec<i32>, KafkaEdgeError> {
+pub fn partitions(consumer: &BaseConsumer, brokers: &str, topic: &str, timeout: Duration) -> Result<Vec<i32>, KafkaEdgeError> {
     let md = consumer
         .fetch_metadata(Some(topic), timeout)
-        .map_err(|source| KafkaEdgeError::Client {
-            brokers: brokers.into(),
-            what: "cannot reach brokers to read topic metadata".into(),
-            source,
-        })?;
+        .map_err(|source| KafkaEdgeError::Client { brokers: brokers.into(), what: "cannot reach brokers to read topic metadata".into(), source })?;
     let t = md.topics().iter().find(|t| t.name() == topic);
     match t {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
@@ -79,10 +68,7 @@ pub fn partitions(
             v.sort_unstable();
             Ok(v)
         }
-        _ => Err(KafkaEdgeError::NoTopic {
-            topic: topic.into(),
-            brokers: brokers.into(),
-        }),
+        _ => Err(KafkaEdgeError::NoTopic { topic: topic.into(), brokers: brokers.into() }),
     }
 }
 
@@ -113,22 +99,9 @@ impl ProducerContext for Delivery {
 
 /// Sends `records` to `topic` (idempotent producer, acks=all) and waits for every delivery
 /// report. Returns the number delivered; any failure is an error naming how many failed.
-pub fn send(
-    brokers: &str,
-    topic: &str,
-    records: &[Record],
-    timeout: Duration,
-) -> Result<u64, KafkaEdgeError> {
-    let ctx = Delivery {
-        ok: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        first_error: Mutex::new(None),
-    };
-    let client = |what: &str, source| KafkaEdgeError::Client {
-        brokers: brokers.into(),
-        what: what.into(),
-        source,
-    };
+pub fn send(brokers: &str, topic: &str, records: &[Record], timeout: Duration) -> Result<u64, KafkaEdgeError> {
+    let ctx = Delivery { ok: AtomicU64::new(0), failed: AtomicU64::new(0), first_error: Mutex::new(None) };
+    let client = |what: &str, source| KafkaEdgeError::Client { brokers: brokers.into(), what: what.into(), source };
     let producer: BaseProducer<Delivery> = client_config(brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -139,9 +112,7 @@ pub fn send(
         .map_err(|e| client("cannot create producer", e))?;
     {
         // Fail fast (and clearly) when the brokers or the topic are not there.
-        let probe: BaseConsumer = client_config(brokers)
-            .create()
-            .map_err(|e| client("cannot create client", e))?;
+        let probe: BaseConsumer = client_config(brokers).create().map_err(|e| client("cannot create client", e))?;
         partitions(&probe, brokers, topic, timeout.min(Duration::from_secs(15)))?;
     }
     for r in records {
@@ -152,10 +123,7 @@ pub fn send(
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
-                Err((
-                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    back,
-                )) => {
+                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
                     producer.poll(Duration::from_millis(50));
                     rec = back;
                 }
@@ -164,9 +132,7 @@ pub fn send(
         }
         producer.poll(Duration::ZERO);
     }
-    producer
-        .flush(timeout)
-        .map_err(|e| client("flush timed out before every message was acknowledged", e))?;
+    producer.flush(timeout).map_err(|e| client("flush timed out before every message was acknowledged", e))?;
     let ctx = producer.context();
     let failed = ctx.failed.load(Ordering::Relaxed);
     if failed > 0 {
@@ -174,53 +140,28 @@ pub fn send(
             topic: topic.into(),
             failed,
             total: records.len() as u64,
-            first: ctx
-                .first_error
-                .lock()
-                .ok()
-                .and_then(|f| f.clone())
-                .unwrap_or_default(),
+            first: ctx.first_error.lock().ok().and_then(|f| f.clone()).unwrap_or_default(),
         });
     }
     Ok(ctx.ok.load(Ordering::Relaxed))
 }
 
 /// Creates `topic` with `partitions` partitions (replication 1) unless it already exists.
-pub async fn create_topic(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-) -> Result<(), KafkaEdgeError> {
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), KafkaEdgeError> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    let client = |what: &str, source| KafkaEdgeError::Client {
-        brokers: brokers.into(),
-        what: what.into(),
-        source,
-    };
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers)
-        .create()
-        .map_err(|e| client("cannot create admin client", e))?;
-    let opts = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(30)))
-        .request_timeout(Some(Duration::from_secs(30)));
+    let client = |what: &str, source| KafkaEdgeError::Client { brokers: brokers.into(), what: what.into(), source };
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers).create().map_err(|e| client("cannot create admin client", e))?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))).request_timeout(Some(Duration::from_secs(30)));
     let res = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &opts,
-        )
+        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &opts)
         .await
         .map_err(|e| client(&format!("cannot create topic {topic:?}"), e))?;
     for r in res {
         match r {
             Ok(_) => {}
             Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => {
-                return Err(client(
-                    &format!("cannot create topic {t:?}"),
-                    KafkaError::AdminOp(code),
-                ))
-            }
+            Err((t, code)) => return Err(client(&format!("cannot create topic {t:?}"), KafkaError::AdminOp(code))),
         }
     }
     Ok(())

@@ -3,9 +3,7 @@
 //! The public key (`etl-public.pem`, SPKI PEM) is all `etl raw` ever needs; the private key
 //! (`etl-private.pem`, PKCS#8 PEM, mode 0600) is read only by `standard`, `cat` and `verify`.
 
-use rsa::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -54,33 +52,21 @@ pub enum KeyError {
 
 /// Key id: the first 16 bytes of SHA-256 over the public key's DER (SPKI), in hex.
 pub fn key_id(public: &RsaPublicKey) -> String {
-    let der = public
-        .to_public_key_der()
-        .map(|d| d.as_bytes().to_vec())
-        .unwrap_or_default();
+    let der = public.to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
     hex::encode(&Sha256::digest(&der)[..16])
 }
 
 /// Generates a new RSA private key of `bits` bits.
 pub fn generate(bits: usize) -> Result<RsaPrivateKey, KeyError> {
     if !(2048..=8192).contains(&bits) {
-        return Err(KeyError::Generate(format!(
-            "{bits} bits: choose between 2048 and 8192"
-        )));
+        return Err(KeyError::Generate(format!("{bits} bits: choose between 2048 and 8192")));
     }
     RsaPrivateKey::new(&mut rand::thread_rng(), bits).map_err(|e| KeyError::Generate(e.to_string()))
 }
 
 /// Writes `etl-public.pem` and `etl-private.pem` into `dir`; returns their paths.
-pub fn write_pair(
-    dir: &Path,
-    key: &RsaPrivateKey,
-    force: bool,
-) -> Result<(PathBuf, PathBuf), KeyError> {
-    std::fs::create_dir_all(dir).map_err(|source| KeyError::Write {
-        path: dir.into(),
-        source,
-    })?;
+pub fn write_pair(dir: &Path, key: &RsaPrivateKey, force: bool) -> Result<(PathBuf, PathBuf), KeyError> {
+    std::fs::create_dir_all(dir).map_err(|source| KeyError::Write { path: dir.into(), source })?;
     let public_path = dir.join(PUBLIC_FILE);
     let private_path = dir.join(PRIVATE_FILE);
     for p in [&public_path, &private_path] {
@@ -96,10 +82,7 @@ pub fn write_pair(
         .to_public_key_pem(LineEnding::LF)
         .map_err(|e| KeyError::Generate(e.to_string()))?;
     write_private(&private_path, private_pem.as_bytes())?;
-    std::fs::write(&public_path, public_pem).map_err(|source| KeyError::Write {
-        path: public_path.clone(),
-        source,
-    })?;
+    std::fs::write(&public_path, public_pem).map_err(|source| KeyError::Write { path: public_path.clone(), source })?;
     Ok((public_path, private_path))
 }
 
@@ -112,21 +95,12 @@ fn write_private(path: &Path, pem: &[u8]) -> Result<(), KeyError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|source| KeyError::Write {
-        path: path.into(),
-        source,
-    })?;
-    f.write_all(pem).map_err(|source| KeyError::Write {
-        path: path.into(),
-        source,
-    })
+    let mut f = opts.open(path).map_err(|source| KeyError::Write { path: path.into(), source })?;
+    f.write_all(pem).map_err(|source| KeyError::Write { path: path.into(), source })
 }
 
 fn read(path: &Path) -> Result<String, KeyError> {
-    std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-        path: path.into(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.into(), source })
 }
 
 /// Loads a public key (SPKI "PUBLIC KEY" or PKCS#1 "RSA PUBLIC KEY" PEM).
@@ -137,11 +111,7 @@ pub fn load_public(path: &Path) -> Result<RsaPublicKey, KeyError> {
             use rsa::pkcs1::DecodeRsaPublicKey;
             RsaPublicKey::from_pkcs1_pem(&pem)
         })
-        .map_err(|e| KeyError::Parse {
-            path: path.into(),
-            expected: "public",
-            reason: e.to_string(),
-        })
+        .map_err(|e| KeyError::Parse { path: path.into(), expected: "public", reason: e.to_string() })
 }
 
 /// Loads a private key (PKCS#8 "PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY" PEM).
@@ -152,11 +122,7 @@ pub fn load_private(path: &Path) -> Result<RsaPrivateKey, KeyError> {
             use rsa::pkcs1::DecodeRsaPrivateKey;
             RsaPrivateKey::from_pkcs1_pem(&pem)
         })
-        .map_err(|e| KeyError::Parse {
-            path: path.into(),
-            expected: "private",
-            reason: e.to_string(),
-        })
+        .map_err(|e| KeyError::Parse { path: path.into(), expected: "private", reason: e.to_string() })
 }
 
 /// A process-wide 2048-bit test key pair (generation is slow; do it once).
@@ -177,29 +143,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (key, _) = test_keypair();
         let (pubp, privp) = write_pair(dir.path(), &key, false).unwrap();
-        assert_eq!(
-            key_id(&load_public(&pubp).unwrap()),
-            key_id(&key.to_public_key())
-        );
+        assert_eq!(key_id(&load_public(&pubp).unwrap()), key_id(&key.to_public_key()));
         assert_eq!(load_private(&privp).unwrap(), key);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&privp).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&privp).unwrap().permissions().mode() & 0o777, 0o600);
         }
-        assert!(matches!(
-            write_pair(dir.path(), &key, false),
-            Err(KeyError::Exists(_))
-        ));
+        assert!(matches!(write_pair(dir.path(), &key, false), Err(KeyError::Exists(_))));
         // A public key is not a private key, and the error names the file.
         let err = load_private(&pubp).unwrap_err().to_string();
-        assert!(
-            err.contains("etl-public.pem") && err.contains("private"),
-            "{err}"
-        );
+        assert!(err.contains("etl-public.pem") && err.contains("private"), "{err}");
     }
 
     #[test]

@@ -74,11 +74,7 @@ impl Lake {
     /// `gs://bucket/prefix` or `az://container/prefix`.
     pub fn open(url: &str) -> Result<Self, LakeError> {
         let store = build_store(url)?;
-        Ok(Self {
-            store,
-            url: url.to_string(),
-            layers: Vec::new(),
-        })
+        Ok(Self { store, url: url.to_string(), layers: Vec::new() })
     }
 
     /// Opens a lake whose layers may live in stores of their own: `overrides` maps a layer
@@ -87,10 +83,7 @@ impl Lake {
         let mut lake = Self::open(default)?;
         for (layer, url) in overrides {
             let Some(name) = LAYERS.iter().find(|l| *l == layer) else {
-                return Err(LakeError::Url {
-                    url: url.clone(),
-                    reason: format!("unknown layer {layer:?}"),
-                });
+                return Err(LakeError::Url { url: url.clone(), reason: format!("unknown layer {layer:?}") });
             };
             if url != default {
                 lake.layers.push((name, build_store(url)?, url.clone()));
@@ -101,11 +94,7 @@ impl Lake {
 
     /// Wraps an existing store (tests, in-memory).
     pub fn from_store(store: Arc<dyn ObjectStore>, url: &str) -> Self {
-        Self {
-            store,
-            url: url.to_string(),
-            layers: Vec::new(),
-        }
+        Self { store, url: url.to_string(), layers: Vec::new() }
     }
 
     /// The URL the lake was opened from.
@@ -120,97 +109,47 @@ impl Lake {
 
     /// The store holding `key` (routed by its first path segment, the layer).
     pub fn store_for(&self, key: &str) -> &Arc<dyn ObjectStore> {
-        let layer = key
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        self.layers
-            .iter()
-            .find(|(l, _, _)| *l == layer)
-            .map_or(&self.store, |(_, s, _)| s)
+        let layer = key.trim_start_matches('/').split('/').next().unwrap_or_default();
+        self.layers.iter().find(|(l, _, _)| *l == layer).map_or(&self.store, |(_, s, _)| s)
     }
 
     /// The URL of the store holding `layer`.
     pub fn layer_url(&self, layer: &str) -> &str {
-        self.layers
-            .iter()
-            .find(|(l, _, _)| *l == layer)
-            .map_or(&self.url, |(_, _, u)| u)
+        self.layers.iter().find(|(l, _, _)| *l == layer).map_or(&self.url, |(_, _, u)| u)
     }
 
     /// Writes `bytes` at `key` only if nothing is there yet.
     pub async fn put_create(&self, key: &str, bytes: Bytes) -> Result<Created, LakeError> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .store_for(key)
-            .put_opts(&Path::from(key), PutPayload::from_bytes(bytes), opts)
-            .await
-        {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store_for(key).put_opts(&Path::from(key), PutPayload::from_bytes(bytes), opts).await {
             Ok(_) => Ok(Created::New),
-            Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => Ok(Created::Existed),
-            Err(source) => Err(LakeError::Store {
-                op: "create",
-                key: key.into(),
-                source,
-            }),
+            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => Ok(Created::Existed),
+            Err(source) => Err(LakeError::Store { op: "create", key: key.into(), source }),
         }
     }
 
     /// Reads a whole object; `None` if it does not exist.
     pub async fn get_opt(&self, key: &str) -> Result<Option<Bytes>, LakeError> {
         match self.store_for(key).get(&Path::from(key)).await {
-            Ok(r) => r
-                .bytes()
-                .await
-                .map(Some)
-                .map_err(|source| LakeError::Store {
-                    op: "read",
-                    key: key.into(),
-                    source,
-                }),
+            Ok(r) => r.bytes().await.map(Some).map_err(|source| LakeError::Store { op: "read", key: key.into(), source }),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(LakeError::Store {
-                op: "get",
-                key: key.into(),
-                source,
-            }),
+            Err(source) => Err(LakeError::Store { op: "get", key: key.into(), source }),
         }
     }
 
     /// Reads a whole object that must exist.
     pub async fn get(&self, key: &str) -> Result<Bytes, LakeError> {
         match self.store_for(key).get(&Path::from(key)).await {
-            Ok(r) => r.bytes().await.map_err(|source| LakeError::Store {
-                op: "read",
-                key: key.into(),
-                source,
-            }),
-            Err(source) => Err(LakeError::Store {
-                op: "get",
-                key: key.into(),
-                source,
-            }),
+            Ok(r) => r.bytes().await.map_err(|source| LakeError::Store { op: "read", key: key.into(), source }),
+            Err(source) => Err(LakeError::Store { op: "get", key: key.into(), source }),
         }
     }
 
     /// Reads and parses a JSON object; `None` if it does not exist.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, LakeError> {
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LakeError> {
         match self.get_opt(key).await? {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| LakeError::Json {
-                    key: key.into(),
-                    reason: e.to_string(),
-                }),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| LakeError::Json { key: key.into(), reason: e.to_string() }),
         }
     }
 
@@ -219,11 +158,7 @@ impl Lake {
         match self.store_for(key).head(&Path::from(key)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(source) => Err(LakeError::Store {
-                op: "head",
-                key: key.into(),
-                source,
-            }),
+            Err(source) => Err(LakeError::Store { op: "head", key: key.into(), source }),
         }
     }
 
@@ -236,11 +171,7 @@ impl Lake {
             .map_ok(|m| (m.location.to_string(), m.size))
             .try_collect()
             .await
-            .map_err(|source| LakeError::Store {
-                op: "list",
-                key: prefix.into(),
-                source,
-            })?;
+            .map_err(|source| LakeError::Store { op: "list", key: prefix.into(), source })?;
         out.sort();
         Ok(out)
     }
@@ -252,11 +183,7 @@ impl Lake {
             .store_for(prefix)
             .list_with_delimiter(Some(&p))
             .await
-            .map_err(|source| LakeError::Store {
-                op: "list",
-                key: prefix.into(),
-                source,
-            })?;
+            .map_err(|source| LakeError::Store { op: "list", key: prefix.into(), source })?;
         let mut v: Vec<String> = r.common_prefixes.iter().map(|p| p.to_string()).collect();
         v.sort();
         Ok(v)
@@ -266,11 +193,7 @@ impl Lake {
     pub async fn delete(&self, key: &str) -> Result<(), LakeError> {
         match self.store_for(key).delete(&Path::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(LakeError::Store {
-                op: "delete",
-                key: key.into(),
-                source,
-            }),
+            Err(source) => Err(LakeError::Store { op: "delete", key: key.into(), source }),
         }
     }
 }
@@ -318,23 +241,13 @@ fn build_store(url: &str) -> Result<Arc<dyn ObjectStore>, LakeError> {
     use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
     use object_store::ClientConfigKey;
 
-    let bad = |reason: &str| LakeError::Url {
-        url: url.into(),
-        reason: reason.into(),
-    };
+    let bad = |reason: &str| LakeError::Url { url: url.into(), reason: reason.into() };
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let is_http = |u: &Option<String>| {
-        u.as_deref()
-            .is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("http://"))
-    };
+    let is_http = |u: &Option<String>| u.as_deref().is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("http://"));
     let retry = || -> Result<object_store::RetryConfig, LakeError> {
         let max_retries = match env("ETL_STORE_MAX_RETRIES") {
             None => DEFAULT_MAX_RETRIES,
-            Some(v) => v.trim().parse().map_err(|_| {
-                bad(&format!(
-                    "ETL_STORE_MAX_RETRIES={v:?} is not a number of retries"
-                ))
-            })?,
+            Some(v) => v.trim().parse().map_err(|_| bad(&format!("ETL_STORE_MAX_RETRIES={v:?} is not a number of retries")))?,
         };
         Ok(retry_config(max_retries))
     };
@@ -349,33 +262,20 @@ fn build_store(url: &str) -> Result<Arc<dyn ObjectStore>, LakeError> {
     let store: Arc<dyn ObjectStore> = match scheme {
         "file" => {
             let path = if url.starts_with("file://") {
-                url::Url::parse(url)
-                    .ok()
-                    .and_then(|u| u.to_file_path().ok())
-                    .ok_or_else(|| bad("not a valid file URL"))?
+                url::Url::parse(url).ok().and_then(|u| u.to_file_path().ok()).ok_or_else(|| bad("not a valid file URL"))?
             } else {
                 std::path::PathBuf::from(url)
             };
-            std::fs::create_dir_all(&path).map_err(|e| {
-                bad(&format!(
-                    "cannot create lake directory {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let fs = object_store::local::LocalFileSystem::new_with_prefix(&path)
-                .map_err(|e| bad(&e.to_string()))?;
+            std::fs::create_dir_all(&path).map_err(|e| bad(&format!("cannot create lake directory {}: {e}", path.display())))?;
+            let fs = object_store::local::LocalFileSystem::new_with_prefix(&path).map_err(|e| bad(&e.to_string()))?;
             return Ok(Arc::new(fs.with_automatic_cleanup(true)));
         }
         "s3" | "s3a" => {
             if bucket.is_empty() {
                 return Err(bad("missing bucket"));
             }
-            let mut b = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_retry(retry()?);
-            let endpoint = b
-                .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
-                .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
+            let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry()?);
+            let endpoint = b.get_config_value(&AmazonS3ConfigKey::S3Endpoint).or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
             if is_http(&endpoint) && env("AWS_ALLOW_HTTP").is_none() {
                 b = b.with_allow_http(true);
             }
@@ -385,40 +285,23 @@ fn build_store(url: &str) -> Result<Arc<dyn ObjectStore>, LakeError> {
             if bucket.is_empty() {
                 return Err(bad("missing bucket"));
             }
-            let mut b = GoogleCloudStorageBuilder::from_env()
-                .with_bucket_name(bucket)
-                .with_retry(retry()?);
+            let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry()?);
             let mut base_url = b.get_config_value(&GoogleConfigKey::BaseUrl);
             if let Some(host) = env("STORAGE_EMULATOR_HOST") {
-                let emulator = if host.contains("://") {
-                    host
-                } else {
-                    format!("http://{host}")
-                };
+                let emulator = if host.contains("://") { host } else { format!("http://{host}") };
                 b = b
                     .with_base_url(emulator.trim_end_matches('/'))
-                    .with_credentials(Arc::new(object_store::StaticCredentialProvider::new(
-                        GcpCredential {
-                            bearer: String::new(),
-                        },
-                    )));
+                    .with_credentials(Arc::new(object_store::StaticCredentialProvider::new(GcpCredential { bearer: String::new() })));
                 base_url = Some(emulator);
             }
             if base_url.is_none() {
                 // An emulator's key JSON names its base URL (object_store reads it at build).
-                let key = b
-                    .get_config_value(&GoogleConfigKey::ServiceAccountKey)
-                    .or_else(|| {
-                        b.get_config_value(&GoogleConfigKey::ServiceAccount)
-                            .and_then(|path| std::fs::read_to_string(path).ok())
-                    });
+                let key = b.get_config_value(&GoogleConfigKey::ServiceAccountKey).or_else(|| {
+                    b.get_config_value(&GoogleConfigKey::ServiceAccount).and_then(|path| std::fs::read_to_string(path).ok())
+                });
                 base_url = key
                     .and_then(|k| serde_json::from_str::<serde_json::Value>(&k).ok())
-                    .and_then(|v| {
-                        v.get("gcs_base_url")
-                            .and_then(|u| u.as_str())
-                            .map(str::to_string)
-                    });
+                    .and_then(|v| v.get("gcs_base_url").and_then(|u| u.as_str()).map(str::to_string));
             }
             if is_http(&base_url) && env("GOOGLE_ALLOW_HTTP").is_none() {
                 b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
@@ -435,24 +318,14 @@ fn build_store(url: &str) -> Result<Arc<dyn ObjectStore>, LakeError> {
                 Some(_) => b.with_url(format!("{scheme}://{bucket}")),
                 None => b.with_container_name(bucket),
             };
-            if is_http(&b.get_config_value(&AzureConfigKey::Endpoint))
-                && env("AZURE_ALLOW_HTTP").is_none()
-            {
+            if is_http(&b.get_config_value(&AzureConfigKey::Endpoint)) && env("AZURE_ALLOW_HTTP").is_none() {
                 b = b.with_allow_http(true);
             }
             Arc::new(b.build().map_err(|e| bad(&e.to_string()))?)
         }
-        other => {
-            return Err(bad(&format!(
-                "unknown scheme {other:?} (use file://, s3://, gs:// or az://)"
-            )))
-        }
+        other => return Err(bad(&format!("unknown scheme {other:?} (use file://, s3://, gs:// or az://)"))),
     };
-    Ok(if prefix.is_empty() {
-        store
-    } else {
-        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
-    })
+    Ok(if prefix.is_empty() { store } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) })
 }
 
 /// Retries of one store request unless `ETL_STORE_MAX_RETRIES` says otherwise.
@@ -511,12 +384,7 @@ pub mod raw_keys {
         let (p, file) = rest.split_once('/')?;
         let range = file.strip_suffix(".frames.zz.enc")?;
         let (from, to) = range.split_once('-')?;
-        Some((
-            topic.to_string(),
-            p.parse().ok()?,
-            from.parse().ok()?,
-            to.parse().ok()?,
-        ))
+        Some((topic.to_string(), p.parse().ok()?, from.parse().ok()?, to.parse().ok()?))
     }
 }
 
@@ -530,10 +398,7 @@ mod tests {
         let b = raw_keys::object("bc", 2, 11, 200);
         assert!(a < b);
         assert_eq!(raw_keys::parse_object(&b), Some(("bc".into(), 2, 11, 200)));
-        assert_eq!(
-            raw_keys::parse_object("raw/bc/_claims/partition=2/x.json"),
-            None
-        );
+        assert_eq!(raw_keys::parse_object("raw/bc/_claims/partition=2/x.json"), None);
     }
 
     #[test]
@@ -555,9 +420,7 @@ mod tests {
             ("file://relative/x", "not a valid file URL"),
         ] {
             match Lake::open(url) {
-                Err(e @ LakeError::Url { .. }) => {
-                    assert!(e.to_string().contains(why), "{url}: {e}")
-                }
+                Err(e @ LakeError::Url { .. }) => assert!(e.to_string().contains(why), "{url}: {e}"),
                 other => panic!("{url}: expected a URL error, got {other:?}"),
             }
         }
@@ -579,27 +442,13 @@ mod tests {
         if std::env::var_os(MARK).is_some() {
             return true;
         }
-        let name = format!(
-            "{}::{test}",
-            module_path!()
-                .split_once("::")
-                .map_or(module_path!(), |(_, m)| m)
-        );
+        let name = format!("{}::{test}", module_path!().split_once("::").map_or(module_path!(), |(_, m)| m));
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-        cmd.args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-            .env(MARK, "1");
+        cmd.args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"]).env(MARK, "1");
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
-            let store_var = ["AWS_", "AZURE_", "AZURITE_", "GOOGLE_", "ETL_STORE_"]
-                .iter()
-                .any(|p| k.starts_with(p))
-                || [
-                    "SERVICE_ACCOUNT",
-                    "STORAGE_EMULATOR_HOST",
-                    "MSI_ENDPOINT",
-                    "IDENTITY_ENDPOINT",
-                ]
-                .contains(&k.as_str());
+            let store_var = ["AWS_", "AZURE_", "AZURITE_", "GOOGLE_", "ETL_STORE_"].iter().any(|p| k.starts_with(p))
+                || ["SERVICE_ACCOUNT", "STORAGE_EMULATOR_HOST", "MSI_ENDPOINT", "IDENTITY_ENDPOINT"].contains(&k.as_str());
             if store_var {
                 cmd.env_remove(&k);
             }
@@ -607,32 +456,18 @@ mod tests {
         cmd.envs(vars.iter().copied());
         let out = cmd.output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "{name} with {vars:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success() && stdout.contains("1 passed"), "{name} with {vars:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         false
     }
 
     /// The error of a create-only put of `key` into `lake` (whose endpoint refuses connections).
     async fn refused_put(lake: &Lake, key: &str) -> String {
         let t0 = std::time::Instant::now();
-        let e = lake
-            .put_create(key, Bytes::from_static(b"x"))
-            .await
-            .expect_err("the endpoint should refuse");
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(30),
-            "took {:?}",
-            t0.elapsed()
-        );
+        let e = lake.put_create(key, Bytes::from_static(b"x")).await.expect_err("the endpoint should refuse");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "took {:?}", t0.elapsed());
         let e = e.to_string();
         // "builder error" is reqwest refusing an http:// URL: plain HTTP was not allowed.
-        assert!(
-            e.contains("error sending request") && !e.contains("builder error"),
-            "{e}"
-        );
+        assert!(e.contains("error sending request") && !e.contains("builder error"), "{e}");
         e
     }
 
@@ -647,80 +482,42 @@ mod tests {
             ("AWS_REGION", "eu-west-3"),
             ("ETL_STORE_MAX_RETRIES", "1"),
         ];
-        if !in_child(
-            "s3_endpoint_region_credentials_and_retries_come_from_aws_env",
-            &vars,
-        ) {
+        if !in_child("s3_endpoint_region_credentials_and_retries_come_from_aws_env", &vars) {
             return;
         }
         let lake = Lake::open("s3://etl/runs/a/").unwrap();
         let debug = format!("{:?}", lake.store());
-        assert!(
-            debug.contains("AmazonS3") && debug.contains("region: \"eu-west-3\""),
-            "{debug}"
-        );
+        assert!(debug.contains("AmazonS3") && debug.contains("region: \"eu-west-3\""), "{debug}");
         // Create-only puts send If-None-Match: * (object_store 0.13's default).
         assert!(debug.contains("conditional_put: ETagMatch"), "{debug}");
         let e = refused_put(&lake, KEY).await;
         // Path style (bucket in the path, not the host), prefix applied, one retry.
-        assert!(
-            e.contains("PUT http://127.0.0.1:1/etl/runs/a/k/v.json"),
-            "{e}"
-        );
+        assert!(e.contains("PUT http://127.0.0.1:1/etl/runs/a/k/v.json"), "{e}");
         assert!(e.contains("after 1 retries, max_retries: 1"), "{e}");
     }
 
     #[tokio::test]
     async fn s3_endpoint_alias_and_an_explicit_allow_http_are_respected() {
-        let vars = [
-            ("AWS_ENDPOINT", "http://127.0.0.1:1"),
-            ("AWS_ALLOW_HTTP", "false"),
-            ("AWS_ACCESS_KEY_ID", "k"),
-            ("AWS_SECRET_ACCESS_KEY", "s"),
-        ];
-        if !in_child(
-            "s3_endpoint_alias_and_an_explicit_allow_http_are_respected",
-            &vars,
-        ) {
+        let vars = [("AWS_ENDPOINT", "http://127.0.0.1:1"), ("AWS_ALLOW_HTTP", "false"), ("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        if !in_child("s3_endpoint_alias_and_an_explicit_allow_http_are_respected", &vars) {
             return;
         }
         let lake = Lake::open("s3a://etl").unwrap();
-        let e = lake
-            .put_create(KEY, Bytes::from_static(b"x"))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("PUT http://127.0.0.1:1/etl/k/v.json") && e.contains("builder error"),
-            "{e}"
-        );
+        let e = lake.put_create(KEY, Bytes::from_static(b"x")).await.unwrap_err().to_string();
+        assert!(e.contains("PUT http://127.0.0.1:1/etl/k/v.json") && e.contains("builder error"), "{e}");
     }
 
     #[tokio::test]
     async fn az_emulator_from_azure_env() {
-        let vars = [
-            ("AZURE_STORAGE_USE_EMULATOR", "true"),
-            ("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:1"),
-            ("ETL_STORE_MAX_RETRIES", "0"),
-        ];
+        let vars = [("AZURE_STORAGE_USE_EMULATOR", "true"), ("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:1"), ("ETL_STORE_MAX_RETRIES", "0")];
         if !in_child("az_emulator_from_azure_env", &vars) {
             return;
         }
         let lake = Lake::open("az://etl/runs/b").unwrap();
-        assert!(
-            format!("{:?}", lake.store()).contains("account: \"devstoreaccount1\""),
-            "{:?}",
-            lake.store()
-        );
+        assert!(format!("{:?}", lake.store()).contains("account: \"devstoreaccount1\""), "{:?}", lake.store());
         let e = refused_put(&lake, KEY).await;
-        assert!(
-            e.contains("PUT http://127.0.0.1:1/devstoreaccount1/etl/runs/b/k/v.json"),
-            "{e}"
-        );
-        assert!(
-            !e.contains("retries"),
-            "ETL_STORE_MAX_RETRIES=0 still retried: {e}"
-        );
+        assert!(e.contains("PUT http://127.0.0.1:1/devstoreaccount1/etl/runs/b/k/v.json"), "{e}");
+        assert!(!e.contains("retries"), "ETL_STORE_MAX_RETRIES=0 still retried: {e}");
     }
 
     #[tokio::test]
@@ -737,65 +534,40 @@ mod tests {
         }
         let lake = Lake::open("azure://data/lake").unwrap();
         let e = refused_put(&lake, KEY).await;
-        assert!(
-            e.contains("PUT http://127.0.0.1:1/acct/data/lake/k/v.json"),
-            "{e}"
-        );
+        assert!(e.contains("PUT http://127.0.0.1:1/acct/data/lake/k/v.json"), "{e}");
     }
 
     #[test]
     fn az_without_an_account_and_bad_retry_settings_are_url_errors() {
-        if !in_child(
-            "az_without_an_account_and_bad_retry_settings_are_url_errors",
-            &[],
-        ) {
+        if !in_child("az_without_an_account_and_bad_retry_settings_are_url_errors", &[]) {
             return;
         }
         let e = Lake::open("az://etl").unwrap_err().to_string();
-        assert!(
-            e.contains("az://etl") && e.to_lowercase().contains("account"),
-            "{e}"
-        );
+        assert!(e.contains("az://etl") && e.to_lowercase().contains("account"), "{e}");
         // Only this child process (running this one test) sees the change.
         std::env::set_var("ETL_STORE_MAX_RETRIES", "many");
         let e = Lake::open("s3://etl").unwrap_err().to_string();
         assert!(e.contains("ETL_STORE_MAX_RETRIES=\"many\""), "{e}");
-        assert!(
-            Lake::open(tempfile::tempdir().unwrap().path().to_str().unwrap()).is_ok(),
-            "retries do not matter for a directory"
-        );
+        assert!(Lake::open(tempfile::tempdir().unwrap().path().to_str().unwrap()).is_ok(), "retries do not matter for a directory");
     }
 
     #[tokio::test]
     async fn gs_service_account_key_with_emulator_base_url() {
         let key = r#"{"gcs_base_url":"http://127.0.0.1:1","disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}"#;
-        let vars = [
-            ("GOOGLE_SERVICE_ACCOUNT_KEY", key),
-            ("ETL_STORE_MAX_RETRIES", "0"),
-        ];
+        let vars = [("GOOGLE_SERVICE_ACCOUNT_KEY", key), ("ETL_STORE_MAX_RETRIES", "0")];
         if !in_child("gs_service_account_key_with_emulator_base_url", &vars) {
             return;
         }
         let lake = Lake::open("gs://etl/runs/c").unwrap();
-        assert!(
-            format!("{:?}", lake.store()).contains("GoogleCloudStorage"),
-            "{:?}",
-            lake.store()
-        );
+        assert!(format!("{:?}", lake.store()).contains("GoogleCloudStorage"), "{:?}", lake.store());
         let e = refused_put(&lake, KEY).await;
         // The GCS client percent-encodes the whole object name, slashes and dots included.
-        assert!(
-            e.contains("PUT http://127.0.0.1:1/etl/runs%2Fc%2Fk%2Fv%2Ejson"),
-            "{e}"
-        );
+        assert!(e.contains("PUT http://127.0.0.1:1/etl/runs%2Fc%2Fk%2Fv%2Ejson"), "{e}");
     }
 
     #[tokio::test]
     async fn gs_storage_emulator_host_needs_no_credentials() {
-        let vars = [
-            ("STORAGE_EMULATOR_HOST", "127.0.0.1:1"),
-            ("ETL_STORE_MAX_RETRIES", "0"),
-        ];
+        let vars = [("STORAGE_EMULATOR_HOST", "127.0.0.1:1"), ("ETL_STORE_MAX_RETRIES", "0")];
         if !in_child("gs_storage_emulator_host_needs_no_credentials", &vars) {
             return;
         }
@@ -806,35 +578,19 @@ mod tests {
 
     #[test]
     fn gs_with_a_malformed_service_account_key_is_a_url_error() {
-        if !in_child(
-            "gs_with_a_malformed_service_account_key_is_a_url_error",
-            &[("GOOGLE_SERVICE_ACCOUNT_KEY", "{not json")],
-        ) {
+        if !in_child("gs_with_a_malformed_service_account_key_is_a_url_error", &[("GOOGLE_SERVICE_ACCOUNT_KEY", "{not json")]) {
             return;
         }
         let e = Lake::open("gs://etl/x").unwrap_err();
-        assert!(
-            matches!(e, LakeError::Url { .. }) && e.to_string().contains("gs://etl/x"),
-            "{e}"
-        );
+        assert!(matches!(e, LakeError::Url { .. }) && e.to_string().contains("gs://etl/x"), "{e}");
     }
 
     #[tokio::test]
     async fn create_only_put_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        assert_eq!(
-            lake.put_create("a/b", Bytes::from_static(b"one"))
-                .await
-                .unwrap(),
-            Created::New
-        );
-        assert_eq!(
-            lake.put_create("a/b", Bytes::from_static(b"two"))
-                .await
-                .unwrap(),
-            Created::Existed
-        );
+        assert_eq!(lake.put_create("a/b", Bytes::from_static(b"one")).await.unwrap(), Created::New);
+        assert_eq!(lake.put_create("a/b", Bytes::from_static(b"two")).await.unwrap(), Created::Existed);
         assert_eq!(lake.get("a/b").await.unwrap(), Bytes::from_static(b"one"));
         assert_eq!(lake.list("a").await.unwrap(), vec![("a/b".to_string(), 3)]);
         assert!(lake.get_opt("a/c").await.unwrap().is_none());

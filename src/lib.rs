@@ -49,7 +49,5 @@ pub mod verify;
 
 /// Number of CPUs available (at least 1).
 pub fn parallelism() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

@@ -29,16 +29,10 @@ fn main() -> ExitCode {
         _ => "debug",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ETL_LOG")
-                .unwrap_or_else(|_| filter.into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ETL_LOG").unwrap_or_else(|_| filter.into()))
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("etl: cannot start runtime: {e}");
@@ -50,10 +44,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: the whole cause chain, newlines folded.
             let msg = format!("{e:#}");
-            eprintln!(
-                "etl: {}",
-                msg.split_whitespace().collect::<Vec<_>>().join(" ")
-            );
+            eprintln!("etl: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
             ExitCode::FAILURE
         }
     }
@@ -64,33 +55,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let layers = etl::cli::LayerUrls::new(&cli, &file);
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Keys {
-            action: KeysCommand::Generate { dir, bits, force },
-        } => {
+        Command::Keys { action: KeysCommand::Generate { dir, bits, force } } => {
             let key = tokio::task::spawn_blocking(move || etl::keys::generate(bits)).await??;
             let (public, private) = etl::keys::write_pair(&dir, &key, force)?;
-            writeln!(
-                stdout,
-                "public key:  {}\nprivate key: {} (keep it away from the raw job)\nkey id:      {}",
-                public.display(),
-                private.display(),
-                etl::keys::key_id(&key.to_public_key())
-            )?;
+            writeln!(stdout, "public key:  {}\nprivate key: {} (keep it away from the raw job)\nkey id:      {}",
+                public.display(), private.display(), etl::keys::key_id(&key.to_public_key()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Produce(args) => {
-            let brokers = required(
-                args.kafka.brokers.or(file.brokers),
-                "--brokers",
-                "ETL_BROKERS",
-                "brokers",
-            )?;
-            let topic = required(
-                args.kafka.topic.or(file.topic),
-                "--topic",
-                "ETL_TOPIC",
-                "topic",
-            )?;
+            let brokers = required(args.kafka.brokers.or(file.brokers), "--brokers", "ETL_BROKERS", "brokers")?;
+            let topic = required(args.kafka.topic.or(file.topic), "--topic", "ETL_TOPIC", "topic")?;
             if let Some(n) = args.create_partitions {
                 etl::kafka::create_topic(&brokers, &topic, n).await?;
             }
@@ -98,10 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for f in &args.files {
                 let records = etl::produce::read_records(f)?;
                 let (b, t) = (brokers.clone(), topic.clone());
-                let n = tokio::task::spawn_blocking(move || {
-                    etl::kafka::send(&b, &t, &records, std::time::Duration::from_secs(60))
-                })
-                .await??;
+                let n = tokio::task::spawn_blocking(move || etl::kafka::send(&b, &t, &records, std::time::Duration::from_secs(60))).await??;
                 writeln!(stdout, "sent {n} messages from {} to {topic}", f.display())?;
                 total += n;
             }
@@ -119,12 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if report.failed() {
                 for p in report.partitions.iter().filter(|p| p.error.is_some()) {
-                    eprintln!(
-                        "etl: raw: topic {} partition {}: {}",
-                        report.topic,
-                        p.partition,
-                        p.error.as_deref().unwrap_or_default()
-                    );
+                    eprintln!("etl: raw: topic {} partition {}: {}", report.topic, p.partition, p.error.as_deref().unwrap_or_default());
                 }
                 return Ok(ExitCode::FAILURE);
             }
@@ -163,33 +129,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let lake = layers.open(lake_url)?;
             if args.list {
                 let (_, tables) = etl::query::session(&lake).await?;
-                writeln!(
-                    stdout,
-                    "tables: {}",
-                    if tables.is_empty() {
-                        "(none yet)".to_string()
-                    } else {
-                        tables.join(", ")
-                    }
-                )?;
+                writeln!(stdout, "tables: {}", if tables.is_empty() { "(none yet)".to_string() } else { tables.join(", ") })?;
                 for d in etl::query::sql_dirs() {
                     if let Ok(rd) = std::fs::read_dir(&d) {
-                        let mut names: Vec<String> = rd
-                            .filter_map(|e| {
-                                e.ok()?
-                                    .file_name()
-                                    .to_str()?
-                                    .strip_suffix(".sql")
-                                    .map(str::to_string)
-                            })
-                            .collect();
+                        let mut names: Vec<String> = rd.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".sql").map(str::to_string)).collect();
                         names.sort();
-                        writeln!(
-                            stdout,
-                            "named queries in {}: {}",
-                            d.display(),
-                            names.join(", ")
-                        )?;
+                        writeln!(stdout, "named queries in {}: {}", d.display(), names.join(", "))?;
                         break;
                     }
                 }
@@ -197,34 +142,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let sql = match (args.sql, args.file, args.name) {
                 (Some(s), _, _) => s,
-                (None, Some(f), _) => std::fs::read_to_string(&f)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?,
+                (None, Some(f), _) => std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?,
                 (None, None, Some(n)) => etl::query::named_query(&n)?,
                 (None, None, None) => {
                     // No SQL given: a shell reading statements from stdin (`;` ends one).
-                    return Ok(etl::query::shell(
-                        &lake,
-                        args.format,
-                        &mut std::io::stdin().lock(),
-                        &mut stdout,
-                    )
-                    .await?);
+                    return Ok(etl::query::shell(&lake, args.format, &mut std::io::stdin().lock(), &mut stdout).await?);
                 }
             };
             let batches = etl::query::query(&lake, &sql).await?;
             match args.out {
                 Some(path) => {
-                    let mut f =
-                        std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| {
-                            anyhow::anyhow!("cannot create {}: {e}", path.display())
-                        })?);
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?);
                     etl::query::print_batches(&batches, args.format, &mut f)?;
                 }
                 None => {
                     let mut out = std::io::BufWriter::new(stdout);
                     match etl::query::print_batches(&batches, args.format, &mut out) {
-                        Err(etl::query::QueryError::Io(e))
-                            if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                        Err(etl::query::QueryError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
                         other => other?,
                     }
                 }
@@ -233,39 +167,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Cat(args) => {
             let lake_url = args.lake.or(file.lake.clone());
-            let key_path = required(
-                args.private_key.or(file.private_key),
-                "--private-key",
-                "ETL_PRIVATE_KEY",
-                "private_key",
-            )?;
+            let key_path = required(args.private_key.or(file.private_key), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
             let key = Arc::new(etl::keys::load_private(&key_path)?);
             let lake = layers.open(lake_url)?;
             let mut out = std::io::BufWriter::new(stdout);
             match etl::verify::cat(&lake, key, &args.target, &mut out).await {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 // A closed pipe (`| head`) is not an error.
-                Err(etl::verify::ReadError::Io(e))
-                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
-                {
-                    Ok(ExitCode::SUCCESS)
-                }
+                Err(etl::verify::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
                 Err(e) => Err(e.into()),
             }
         }
         Command::Verify(args) => {
             let lake_url = args.lake.or(file.lake.clone());
-            let key_path = required(
-                args.private_key.or(file.private_key),
-                "--private-key",
-                "ETL_PRIVATE_KEY",
-                "private_key",
-            )?;
+            let key_path = required(args.private_key.or(file.private_key), "--private-key", "ETL_PRIVATE_KEY", "private_key")?;
             let key = Arc::new(etl::keys::load_private(&key_path)?);
             let lake = layers.open(lake_url)?;
-            let mut report =
-                etl::verify::verify(&lake, key, args.topic.as_deref().or(file.topic.as_deref()))
-                    .await?;
+            let mut report = etl::verify::verify(&lake, key, args.topic.as_deref().or(file.topic.as_deref())).await?;
             if let Some(rec) = etl::verify::reconcile_standard(&lake).await? {
                 report.errors.extend(rec.errors.iter().cloned());
                 report.standard = Some(rec);

@@ -42,22 +42,12 @@ fn vehicle_key(v: &Value) -> Option<Vec<u8>> {
     let obj = match v {
         Value::Object(o) => o,
         // Double-encoded record: look inside the string.
-        Value::String(s) => {
-            return serde_json::from_str::<Value>(s)
-                .ok()
-                .filter(|v| v.is_object())
-                .and_then(|v| vehicle_key(&v))
-        }
+        Value::String(s) => return serde_json::from_str::<Value>(s).ok().filter(|v| v.is_object()).and_then(|v| vehicle_key(&v)),
         _ => return None,
     };
-    let id = VEHICLE_FIELDS
-        .iter()
-        .find_map(|f| obj.get(*f))
-        .or_else(|| {
-            obj.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("vehicle_id"))
-                .map(|(_, v)| v)
-        })?;
+    let id = VEHICLE_FIELDS.iter().find_map(|f| obj.get(*f)).or_else(|| {
+        obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("vehicle_id")).map(|(_, v)| v)
+    })?;
     match id {
         Value::String(s) if !s.is_empty() => Some(s.as_bytes().to_vec()),
         Value::Number(n) => Some(n.to_string().into_bytes()),
@@ -77,44 +67,26 @@ fn record_of(v: Value) -> Record {
 /// Reads one input file into records. Format: `.csv` → CSV with a header row; otherwise a
 /// JSON array if the first non-blank byte is `[`, else NDJSON (blank lines skipped).
 pub fn read_records(path: &Path) -> Result<Vec<Record>, ProduceError> {
-    let bytes = std::fs::read(path).map_err(|source| ProduceError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| ProduceError::Read { path: path.into(), source })?;
     parse_records(path, &bytes)
 }
 
 /// Parses the bytes of an input file (see [`read_records`]).
 pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, ProduceError> {
-    let perr = |reason: String| ProduceError::Parse {
-        path: path.into(),
-        reason,
-    };
-    let is_csv = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let perr = |reason: String| ProduceError::Parse { path: path.into(), reason };
+    let is_csv = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
         let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(false)
-            .trim(csv::Trim::Headers)
-            .from_reader(bytes);
-        let headers = rdr
-            .headers()
-            .map_err(|e| perr(format!("bad CSV header: {e}")))?
-            .clone();
+        let mut rdr = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::Headers).from_reader(bytes);
+        let headers = rdr.headers().map_err(|e| perr(format!("bad CSV header: {e}")))?.clone();
         if headers.is_empty() {
             return Err(perr("CSV file has no header row".into()));
         }
         let mut out = Vec::new();
         for (i, row) in rdr.records().enumerate() {
             let row = row.map_err(|e| perr(format!("CSV record {}: {e}", i + 1)))?;
-            let obj: serde_json::Map<String, Value> = headers
-                .iter()
-                .zip(row.iter())
-                .map(|(h, v)| (h.to_string(), Value::String(v.to_string())))
-                .collect();
+            let obj: serde_json::Map<String, Value> =
+                headers.iter().zip(row.iter()).map(|(h, v)| (h.to_string(), Value::String(v.to_string()))).collect();
             out.push(record_of(Value::Object(obj)));
         }
         return Ok(out);
@@ -125,8 +97,7 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, ProduceEr
         return Ok(Vec::new());
     }
     if trimmed.starts_with('[') {
-        let arr: Vec<Value> =
-            serde_json::from_str(trimmed).map_err(|e| perr(format!("not a JSON array: {e}")))?;
+        let arr: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| perr(format!("not a JSON array: {e}")))?;
         return Ok(arr.into_iter().map(record_of).collect());
     }
     let mut out = Vec::new();
@@ -135,12 +106,7 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, ProduceEr
         if line.is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line).map_err(|e| {
-            perr(format!(
-                "line {}: not JSON ({e}); expected a JSON array, NDJSON or a .csv file",
-                i + 1
-            ))
-        })?;
+        let v: Value = serde_json::from_str(line).map_err(|e| perr(format!("line {}: not JSON ({e}); expected a JSON array, NDJSON or a .csv file", i + 1)))?;
         out.push(record_of(v));
     }
     Ok(out)
@@ -156,10 +122,7 @@ mod tests {
         let r = parse_records(Path::new("x.json"), src).unwrap();
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].key.as_deref(), Some(&b"4223"[..]));
-        assert_eq!(
-            r[0].payload,
-            br#"{"ACT_TIME":1,"VEHICLE_ID":4223}"#.to_vec()
-        );
+        assert_eq!(r[0].payload, br#"{"ACT_TIME":1,"VEHICLE_ID":4223}"#.to_vec());
         // A string element is sent as its contents, keyed from inside.
         assert_eq!(r[1].payload, br#"{"VEHICLE_ID":"99"}"#.to_vec());
         assert_eq!(r[1].key.as_deref(), Some(&b"99"[..]));
@@ -168,52 +131,28 @@ mod tests {
 
     #[test]
     fn ndjson_and_csv() {
-        let r = parse_records(
-            Path::new("x.ndjson"),
-            b"{\"vehicle_id\":1}\n\n{\"vehicle_id\":2}\n",
-        )
-        .unwrap();
+        let r = parse_records(Path::new("x.ndjson"), b"{\"vehicle_id\":1}\n\n{\"vehicle_id\":2}\n").unwrap();
         assert_eq!(r.len(), 2);
-        let r = parse_records(
-            Path::new("x.csv"),
-            b"EVENT_NO_TRIP,VEHICLE_ID,GPS_HDOP\n1,4223,0.7\n2,4223,\n",
-        )
-        .unwrap();
+        let r = parse_records(Path::new("x.csv"), b"EVENT_NO_TRIP,VEHICLE_ID,GPS_HDOP\n1,4223,0.7\n2,4223,\n").unwrap();
         assert_eq!(r.len(), 2);
-        assert_eq!(
-            r[1].payload,
-            br#"{"EVENT_NO_TRIP":"2","GPS_HDOP":"","VEHICLE_ID":"4223"}"#.to_vec()
-        );
+        assert_eq!(r[1].payload, br#"{"EVENT_NO_TRIP":"2","GPS_HDOP":"","VEHICLE_ID":"4223"}"#.to_vec());
         assert_eq!(r[0].key.as_deref(), Some(&b"4223"[..]));
     }
 
     #[test]
     fn csv_with_bom_and_spaced_headers() {
-        let r = parse_records(
-            Path::new("x.csv"),
-            b"\xef\xbb\xbfEVENT_NO_TRIP, VEHICLE_ID\r\n1,4223\r\n",
-        )
-        .unwrap();
-        assert_eq!(
-            r[0].payload,
-            br#"{"EVENT_NO_TRIP":"1","VEHICLE_ID":"4223"}"#.to_vec()
-        );
+        let r = parse_records(Path::new("x.csv"), b"\xef\xbb\xbfEVENT_NO_TRIP, VEHICLE_ID\r\n1,4223\r\n").unwrap();
+        assert_eq!(r[0].payload, br#"{"EVENT_NO_TRIP":"1","VEHICLE_ID":"4223"}"#.to_vec());
         assert_eq!(r[0].key.as_deref(), Some(&b"4223"[..]));
     }
 
     #[test]
     fn bad_files_name_file_and_line() {
-        let e = parse_records(Path::new("bad.json"), b"{\"a\":1}\n{oops\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_records(Path::new("bad.json"), b"{\"a\":1}\n{oops\n").unwrap_err().to_string();
         assert!(e.contains("bad.json") && e.contains("line 2"), "{e}");
-        let e = parse_records(Path::new("bad.csv"), b"a,b\n1,2,3\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_records(Path::new("bad.csv"), b"a,b\n1,2,3\n").unwrap_err().to_string();
         assert!(e.contains("bad.csv") && e.contains("record 1"), "{e}");
-        let e = read_records(Path::new("/nonexistent/file.json"))
-            .unwrap_err()
-            .to_string();
+        let e = read_records(Path::new("/nonexistent/file.json")).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/file.json"), "{e}");
     }
 }

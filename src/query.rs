@@ -12,9 +12,7 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 use std::io::Write;
@@ -96,8 +94,7 @@ pub async fn session(lake: &Lake) -> Result<(SessionContext, Vec<String>), Query
     }
     let ctx = SessionContext::new_with_config(config);
     for layer in crate::lake::LAYERS {
-        let base = url::Url::parse(&format!("etl://{layer}/"))
-            .map_err(|e| QueryError::DataFusion(e.to_string()))?;
+        let base = url::Url::parse(&format!("etl://{layer}/")).map_err(|e| QueryError::DataFusion(e.to_string()))?;
         ctx.register_object_store(&base, lake.store_for(&format!("{layer}/")).clone());
     }
     let mut registered = Vec::new();
@@ -108,19 +105,15 @@ pub async fn session(lake: &Lake) -> Result<(SessionContext, Vec<String>), Query
         }
         let layer = prefix.split('/').next().unwrap_or_default();
         let url = ListingTableUrl::parse(format!("etl://{layer}/{prefix}"))?;
-        let mut opts =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let mut opts = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         if hive {
-            opts = opts
-                .with_table_partition_cols(vec![("service_date".to_string(), DataType::Date32)]);
+            opts = opts.with_table_partition_cols(vec![("service_date".to_string(), DataType::Date32)]);
         }
         // One file per service date (the normal case; a date over `file_rows` gets several):
         // then reading files in path order yields rows sorted by date, vehicle, trip, time.
         let mut per_date: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (k, _) in files.iter().filter(|(k, _)| k.ends_with(".parquet")) {
-            *per_date
-                .entry(k.rsplit_once('/').map_or("", |(d, _)| d))
-                .or_default() += 1;
+            *per_date.entry(k.rsplit_once('/').map_or("", |(d, _)| d)).or_default() += 1;
         }
         if name.ends_with("breadcrumbs") && hive && per_date.values().all(|n| *n == 1) {
             // Every file etl writes is sorted by vehicle, trip, time (the Parquet footer says so
@@ -135,9 +128,7 @@ pub async fn session(lake: &Lake) -> Result<(SessionContext, Vec<String>), Query
         }
         let state = ctx.state();
         let schema = opts.infer_schema(&state, &url).await?;
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(opts)
-            .with_schema(schema);
+        let config = ListingTableConfig::new(url).with_listing_options(opts).with_schema(schema);
         ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
         registered.push(name.to_string());
     }
@@ -157,8 +148,7 @@ async fn runs_batch(lake: &Lake, root: &str) -> Result<Option<RecordBatch>, Quer
     if logs.is_empty() {
         return Ok(None);
     }
-    let (mut versions, mut runs, mut at, mut reports) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut versions, mut runs, mut at, mut reports) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (k, _) in logs.iter().filter(|(k, _)| k.ends_with(".json")) {
         if let Some(m) = lake.get_json::<crate::table::Manifest>(k).await? {
             versions.push(m.version);
@@ -228,32 +218,17 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
         i += 1;
     }
     out.push(&sql[start..]);
-    out.into_iter()
-        .filter(|s| {
-            s.lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
-        })
-        .collect()
+    out.into_iter().filter(|s| s.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))).collect()
 }
 
 /// Writes batches in `format` to `out`.
-pub fn print_batches(
-    batches: &[RecordBatch],
-    format: OutputFormat,
-    out: &mut dyn Write,
-) -> Result<(), QueryError> {
+pub fn print_batches(batches: &[RecordBatch], format: OutputFormat, out: &mut dyn Write) -> Result<(), QueryError> {
     match format {
         OutputFormat::Table => {
-            writeln!(
-                out,
-                "{}",
-                arrow::util::pretty::pretty_format_batches(batches)?
-            )?;
+            writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?;
         }
         OutputFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut *out);
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
             for b in batches {
                 w.write(b)?;
             }
@@ -266,18 +241,13 @@ pub fn print_batches(
             w.finish()?;
         }
         OutputFormat::Parquet => {
-            let Some(first) = batches.first() else {
-                return Ok(());
-            };
+            let Some(first) = batches.first() else { return Ok(()) };
             let mut buf = Vec::new();
-            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, first.schema(), None)
-                .map_err(|e| QueryError::DataFusion(e.to_string()))?;
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, first.schema(), None).map_err(|e| QueryError::DataFusion(e.to_string()))?;
             for b in batches {
-                w.write(b)
-                    .map_err(|e| QueryError::DataFusion(e.to_string()))?;
+                w.write(b).map_err(|e| QueryError::DataFusion(e.to_string()))?;
             }
-            w.close()
-                .map_err(|e| QueryError::DataFusion(e.to_string()))?;
+            w.close().map_err(|e| QueryError::DataFusion(e.to_string()))?;
             out.write_all(&buf)?;
         }
     }
@@ -288,10 +258,7 @@ pub fn print_batches(
 /// Directories searched for named queries: `$ETL_SQL_DIR` (the container image sets it),
 /// `./sql`, then the one shipped with the source.
 pub fn sql_dirs() -> Vec<std::path::PathBuf> {
-    let mut v: Vec<std::path::PathBuf> = std::env::var_os("ETL_SQL_DIR")
-        .map(std::path::PathBuf::from)
-        .into_iter()
-        .collect();
+    let mut v: Vec<std::path::PathBuf> = std::env::var_os("ETL_SQL_DIR").map(std::path::PathBuf::from).into_iter().collect();
     v.push(std::path::PathBuf::from("sql"));
     v.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql"));
     v
@@ -309,23 +276,13 @@ pub fn named_query(name: &str) -> Result<String, QueryError> {
         .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
         .flatten()
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_suffix(".sql")
-                .map(str::to_string)
-        })
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".sql").map(str::to_string))
         .collect();
     available.sort();
     available.dedup();
     Err(QueryError::NoSuchQuery {
         name: name.into(),
-        tried: sql_dirs()
-            .iter()
-            .map(|d| d.join(&file).display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        tried: sql_dirs().iter().map(|d| d.join(&file).display().to_string()).collect::<Vec<_>>().join(", "),
         available: available.join(", "),
     })
 }
@@ -334,16 +291,9 @@ pub fn named_query(name: &str) -> Result<String, QueryError> {
 pub async fn query(lake: &Lake, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     let (ctx, registered) = session(lake).await?;
     match run_sql(&ctx, sql).await {
-        Err(QueryError::DataFusion(m)) if registered.is_empty() && m.contains("not found") => {
-            Err(QueryError::EmptyLake(lake.url().to_string()))
-        }
-        Err(QueryError::DataFusion(m))
-            if m.contains("not found") && m.to_lowercase().contains("table") =>
-        {
-            Err(QueryError::DataFusion(format!(
-                "{m} (tables in this lake: {})",
-                registered.join(", ")
-            )))
+        Err(QueryError::DataFusion(m)) if registered.is_empty() && m.contains("not found") => Err(QueryError::EmptyLake(lake.url().to_string())),
+        Err(QueryError::DataFusion(m)) if m.contains("not found") && m.to_lowercase().contains("table") => {
+            Err(QueryError::DataFusion(format!("{m} (tables in this lake: {})", registered.join(", "))))
         }
         other => other,
     }
@@ -351,51 +301,27 @@ pub async fn query(lake: &Lake, sql: &str) -> Result<Vec<RecordBatch>, QueryErro
 
 /// An interactive shell (or a script on stdin): runs each `;`-terminated statement and prints
 /// its result; an error is printed and the shell goes on. Exit code: failure if any failed.
-pub async fn shell(
-    lake: &Lake,
-    format: OutputFormat,
-    input: &mut dyn std::io::BufRead,
-    out: &mut dyn Write,
-) -> Result<std::process::ExitCode, QueryError> {
+pub async fn shell(lake: &Lake, format: OutputFormat, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> Result<std::process::ExitCode, QueryError> {
     use std::io::IsTerminal;
     let interactive = std::io::stdin().is_terminal();
     let (ctx, tables) = session(lake).await?;
     if interactive {
-        writeln!(
-            out,
-            "etl query shell on {} — tables: {}. End statements with ';', Ctrl-D to quit.",
-            lake.url(),
-            tables.join(", ")
-        )?;
+        writeln!(out, "etl query shell on {} — tables: {}. End statements with ';', Ctrl-D to quit.", lake.url(), tables.join(", "))?;
     }
     let mut buf = String::new();
     let mut failed = false;
     loop {
         if interactive {
-            write!(
-                out,
-                "{}",
-                if buf.trim().is_empty() {
-                    "etl> "
-                } else {
-                    "...> "
-                }
-            )?;
+            write!(out, "{}", if buf.trim().is_empty() { "etl> " } else { "...> " })?;
             out.flush()?;
         }
         let mut line = String::new();
         let eof = input.read_line(&mut line)? == 0;
         buf.push_str(&line);
         let complete: Vec<String> = if eof {
-            split_statements(&buf)
-                .into_iter()
-                .map(str::to_string)
-                .collect()
+            split_statements(&buf).into_iter().map(str::to_string).collect()
         } else if line.trim_end().ends_with(';') {
-            split_statements(&buf)
-                .into_iter()
-                .map(str::to_string)
-                .collect()
+            split_statements(&buf).into_iter().map(str::to_string).collect()
         } else {
             continue;
         };
@@ -405,14 +331,7 @@ pub async fn shell(
                 Ok(batches) => print_batches(&batches, format, out)?,
                 Err(e) => {
                     failed = true;
-                    writeln!(
-                        out,
-                        "error: {}",
-                        e.to_string()
-                            .split_whitespace()
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    )?;
+                    writeln!(out, "error: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))?;
                 }
             }
         }
@@ -420,11 +339,7 @@ pub async fn shell(
             break;
         }
     }
-    Ok(if failed {
-        std::process::ExitCode::FAILURE
-    } else {
-        std::process::ExitCode::SUCCESS
-    })
+    Ok(if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
 }
 
 #[cfg(test)]
@@ -442,11 +357,7 @@ mod tests {
 
     #[test]
     fn print_formats() {
-        let b = RecordBatch::try_from_iter(vec![(
-            "a",
-            Arc::new(arrow::array::Int64Array::from(vec![1, 2])) as arrow::array::ArrayRef,
-        )])
-        .unwrap();
+        let b = RecordBatch::try_from_iter(vec![("a", Arc::new(arrow::array::Int64Array::from(vec![1, 2])) as arrow::array::ArrayRef)]).unwrap();
         let mut out = Vec::new();
         print_batches(&[b.clone()], OutputFormat::Csv, &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a\n1\n2\n");
@@ -465,36 +376,18 @@ mod tests {
     async fn empty_lake_bad_sql_and_unknown_tables_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let e = query(&lake, "select count(*) from breadcrumbs")
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = query(&lake, "select count(*) from breadcrumbs").await.unwrap_err().to_string();
         assert!(e.contains("no tables yet"), "{e}");
         let e = query(&lake, "selec 1").await.unwrap_err().to_string();
-        assert!(
-            e.to_lowercase().contains("sql") || e.contains("Expected"),
-            "{e}"
-        );
-        assert_eq!(
-            query(&lake, "select 1 + 1 as two").await.unwrap()[0].num_rows(),
-            1
-        );
-        assert!(named_query("no_such_query_xyz")
-            .unwrap_err()
-            .to_string()
-            .contains("no_such_query_xyz"));
+        assert!(e.to_lowercase().contains("sql") || e.contains("Expected"), "{e}");
+        assert_eq!(query(&lake, "select 1 + 1 as two").await.unwrap()[0].num_rows(), 1);
+        assert!(named_query("no_such_query_xyz").unwrap_err().to_string().contains("no_such_query_xyz"));
         // The shell runs each statement, reports errors and goes on.
-        let mut input =
-            std::io::Cursor::new(b"select 1 as a;\nselec 2;\nselect\n 3 as b;\n".to_vec());
+        let mut input = std::io::Cursor::new(b"select 1 as a;\nselec 2;\nselect\n 3 as b;\n".to_vec());
         let mut out = Vec::new();
-        let code = shell(&lake, OutputFormat::Csv, &mut input, &mut out)
-            .await
-            .unwrap();
+        let code = shell(&lake, OutputFormat::Csv, &mut input, &mut out).await.unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(code, std::process::ExitCode::FAILURE);
-        assert!(
-            text.contains("a\n1\n") && text.contains("b\n3\n") && text.contains("error:"),
-            "{text}"
-        );
+        assert!(text.contains("a\n1\n") && text.contains("b\n3\n") && text.contains("error:"), "{text}");
     }
 }

@@ -301,18 +301,10 @@ pub async fn run(cfg: RawConfig, lake: Lake) -> Result<RawReport, RawError> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || run_blocking(cfg, lake, handle))
         .await
-        .map_err(|e| RawError::Partition {
-            partition: -1,
-            offset: -1,
-            reason: format!("worker panicked: {e}"),
-        })?
+        .map_err(|e| RawError::Partition { partition: -1, offset: -1, reason: format!("worker panicked: {e}") })?
 }
 
-fn run_blocking(
-    cfg: RawConfig,
-    lake: Lake,
-    rt: tokio::runtime::Handle,
-) -> Result<RawReport, RawError> {
+fn run_blocking(cfg: RawConfig, lake: Lake, rt: tokio::runtime::Handle) -> Result<RawReport, RawError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let run_id = new_run_id();
@@ -335,13 +327,8 @@ fn run_blocking(
     for (k, v) in &cfg.kafka_props {
         cc.set(k, v);
     }
-    let kerr = |what: &str, source| KafkaEdgeError::Client {
-        brokers: cfg.brokers.clone(),
-        what: what.into(),
-        source,
-    };
-    let consumer: Arc<BaseConsumer> =
-        Arc::new(cc.create().map_err(|e| kerr("cannot create consumer", e))?);
+    let kerr = |what: &str, source| KafkaEdgeError::Client { brokers: cfg.brokers.clone(), what: what.into(), source };
+    let consumer: Arc<BaseConsumer> = Arc::new(cc.create().map_err(|e| kerr("cannot create consumer", e))?);
     let parts = partitions(&consumer, &cfg.brokers, &cfg.topic, Duration::from_secs(15))?;
 
     // ---- plan every partition from the lake's own checkpoint ----
@@ -356,12 +343,7 @@ fn run_blocking(
         let (low, high) = consumer
             .fetch_watermarks(&cfg.topic, p, Duration::from_secs(15))
             .map_err(|e| kerr(&format!("cannot read watermarks of partition {p}"), e))?;
-        let mut rep = PartitionReport {
-            partition: p,
-            low_watermark: low,
-            high_watermark: high,
-            ..Default::default()
-        };
+        let mut rep = PartitionReport { partition: p, low_watermark: low, high_watermark: high, ..Default::default() };
         match rt.block_on(plan_partition(&cfg, &lake, &run_id, p, low, high, &mut rep)) {
             Ok(Some(plan)) => plans.push(plan),
             Ok(None) => {}
@@ -378,27 +360,13 @@ fn run_blocking(
     if !plans.is_empty() {
         let jobs: Mutex<VecDeque<Plan>> = Mutex::new(plans.into());
         let results: Mutex<Vec<PartitionReport>> = Mutex::new(Vec::new());
-        let workers = cfg
-            .workers
-            .max(1)
-            .min(jobs.lock().map(|j| j.len()).unwrap_or(1));
+        let workers = cfg.workers.max(1).min(jobs.lock().map(|j| j.len()).unwrap_or(1));
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| loop {
-                    let Some(plan) = jobs.lock().ok().and_then(|mut j| j.pop_front()) else {
-                        break;
-                    };
+                    let Some(plan) = jobs.lock().ok().and_then(|mut j| j.pop_front()) else { break };
                     let mut rep = reports.get(&plan.partition).cloned().unwrap_or_default();
-                    let mut w = Worker {
-                        cfg: &cfg,
-                        cc: &cc,
-                        lake: &lake,
-                        rt: &rt,
-                        consumer: None,
-                        spare: Vec::new(),
-                        run_id: &run_id,
-                        rep: &mut rep,
-                    };
+                    let mut w = Worker { cfg: &cfg, cc: &cc, lake: &lake, rt: &rt, consumer: None, spare: Vec::new(), run_id: &run_id, rep: &mut rep };
                     if let Err(e) = w.land(&plan) {
                         rep.error = Some(e.to_string());
                     }
@@ -435,11 +403,7 @@ fn run_blocking(
         report_key: None,
     };
     report.compression_ratio = ratio(report.plaintext_bytes, report.compressed_bytes);
-    let did_something = report.records > 0
-        || report
-            .partitions
-            .iter()
-            .any(|p| p.error.is_some() || p.gap.is_some() || p.objects_repaired > 0);
+    let did_something = report.records > 0 || report.partitions.iter().any(|p| p.error.is_some() || p.gap.is_some() || p.objects_repaired > 0);
     if did_something {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
         let key = raw_keys::report(&cfg.topic, &stamp, &run_id);
@@ -461,15 +425,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// Reads the partition's claims and decides what this run does there.
-async fn plan_partition(
-    cfg: &RawConfig,
-    lake: &Lake,
-    run_id: &str,
-    p: i32,
-    low: i64,
-    high: i64,
-    rep: &mut PartitionReport,
-) -> Result<Option<Plan>, RawError> {
+async fn plan_partition(cfg: &RawConfig, lake: &Lake, run_id: &str, p: i32, low: i64, high: i64, rep: &mut PartitionReport) -> Result<Option<Plan>, RawError> {
     let topic = &cfg.topic;
     let claims = lake.list(&raw_keys::claims(topic, p)).await?;
     let objects: HashSet<i64> = lake
@@ -478,30 +434,17 @@ async fn plan_partition(
         .iter()
         .filter_map(|(k, _)| raw_keys::parse_object(k).map(|(_, _, from, _)| from))
         .collect();
-    let claim_from = |key: &str| {
-        key.rsplit('/')
-            .next()?
-            .strip_suffix(".json")?
-            .parse::<i64>()
-            .ok()
-    };
+    let claim_from = |key: &str| key.rsplit('/').next()?.strip_suffix(".json")?.parse::<i64>().ok();
     let mut repairs = Vec::new();
     let mut next = 0i64;
-    let last_key = claims
-        .iter()
-        .filter_map(|(k, _)| claim_from(k).map(|f| (f, k)))
-        .max_by_key(|(f, _)| *f);
+    let last_key = claims.iter().filter_map(|(k, _)| claim_from(k).map(|f| (f, k))).max_by_key(|(f, _)| *f);
     for (k, _) in &claims {
         let Some(from) = claim_from(k) else { continue };
         let is_last = last_key.is_some_and(|(f, _)| f == from);
         if objects.contains(&from) && !is_last {
             continue;
         }
-        let claim: Claim = lake.get_json(k).await?.ok_or_else(|| RawError::Partition {
-            partition: p,
-            offset: from,
-            reason: format!("claim {k} vanished"),
-        })?;
+        let claim: Claim = lake.get_json(k).await?.ok_or_else(|| RawError::Partition { partition: p, offset: from, reason: format!("claim {k} vanished") })?;
         if is_last {
             next = claim.to + 1;
         }
@@ -531,22 +474,9 @@ async fn plan_partition(
         });
     }
     if next < low {
-        let gap = GapRecord {
-            topic: topic.clone(),
-            partition: p,
-            from: next,
-            to: low - 1,
-            low_watermark: low,
-            action: cfg.on_gap,
-            run_id: run_id.into(),
-            seen_at: now_rfc3339(),
-        };
+        let gap = GapRecord { topic: topic.clone(), partition: p, from: next, to: low - 1, low_watermark: low, action: cfg.on_gap, run_id: run_id.into(), seen_at: now_rfc3339() };
         let key = raw_keys::gap(topic, p, next, low - 1);
-        lake.put_create(
-            &key,
-            Bytes::from(serde_json::to_vec_pretty(&gap).unwrap_or_default()),
-        )
-        .await?;
+        lake.put_create(&key, Bytes::from(serde_json::to_vec_pretty(&gap).unwrap_or_default())).await?;
         rep.gap = Some((next, low - 1));
         if cfg.on_gap == OnGap::Fail {
             return Err(RawError::Partition {
@@ -558,33 +488,12 @@ async fn plan_partition(
                 ),
             });
         }
-        let claim = Claim {
-            from: next,
-            to: low - 1,
-            kind: ClaimKind::Gap,
-            records: 0,
-            object: None,
-            run_id: run_id.into(),
-            created_at: now_rfc3339(),
-        };
+        let claim = Claim { from: next, to: low - 1, kind: ClaimKind::Gap, records: 0, object: None, run_id: run_id.into(), created_at: now_rfc3339() };
         let ck = raw_keys::claim(topic, p, next);
-        match lake
-            .put_create(
-                &ck,
-                Bytes::from(serde_json::to_vec(&claim).unwrap_or_default()),
-            )
-            .await?
-        {
+        match lake.put_create(&ck, Bytes::from(serde_json::to_vec(&claim).unwrap_or_default())).await? {
             Created::New => next = low,
             Created::Existed => {
-                let c: Claim = lake
-                    .get_json(&ck)
-                    .await?
-                    .ok_or_else(|| RawError::Partition {
-                        partition: p,
-                        offset: next,
-                        reason: "gap claim vanished".into(),
-                    })?;
+                let c: Claim = lake.get_json(&ck).await?.ok_or_else(|| RawError::Partition { partition: p, offset: next, reason: "gap claim vanished".into() })?;
                 next = c.to + 1;
             }
         }
@@ -598,12 +507,7 @@ async fn plan_partition(
     if repairs.is_empty() && next >= end {
         return Ok(None);
     }
-    Ok(Some(Plan {
-        partition: p,
-        repairs,
-        from: next,
-        end,
-    }))
+    Ok(Some(Plan { partition: p, repairs, from: next, end }))
 }
 
 /// One object being built.
@@ -640,26 +544,18 @@ const SKIP_BY_READING: i64 = 20_000;
 
 impl Worker<'_> {
     fn fail(&self, offset: i64, reason: impl Into<String>) -> RawError {
-        RawError::Partition {
-            partition: self.rep.partition,
-            offset,
-            reason: reason.into(),
-        }
+        RawError::Partition { partition: self.rep.partition, offset, reason: reason.into() }
     }
 
     /// Starts reading the partition at `offset` with a fresh consumer (no seek: a seek right
     /// after an assignment races librdkafka's asynchronous start of the fetcher).
     fn open(&mut self, offset: i64) -> Result<(), RawError> {
         self.consumer = None;
-        let c: BaseConsumer = self
-            .cc
-            .create()
-            .map_err(|e| self.fail(offset, format!("cannot create consumer: {e}")))?;
+        let c: BaseConsumer = self.cc.create().map_err(|e| self.fail(offset, format!("cannot create consumer: {e}")))?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.cfg.topic, self.rep.partition, Offset::Offset(offset))
             .map_err(|e| self.fail(offset, format!("cannot build assignment: {e}")))?;
-        c.assign(&tpl)
-            .map_err(|e| self.fail(offset, format!("cannot assign: {e}")))?;
+        c.assign(&tpl).map_err(|e| self.fail(offset, format!("cannot assign: {e}")))?;
         self.consumer = Some(c);
         Ok(())
     }
@@ -695,12 +591,7 @@ impl Worker<'_> {
     }
 
     /// Lands offsets `from..end`. With `repair`, writes exactly that claimed range as one object.
-    fn read_span(
-        &mut self,
-        mut from: i64,
-        end: i64,
-        repair: Option<&Claim>,
-    ) -> Result<(), RawError> {
+    fn read_span(&mut self, mut from: i64, end: i64, repair: Option<&Claim>) -> Result<(), RawError> {
         let p = self.rep.partition;
         let mut building: Option<Building> = None;
         // When polls started coming back empty (None while messages flow: no clock read per message).
@@ -710,26 +601,13 @@ impl Worker<'_> {
             if building.is_none() {
                 if reading_done || from >= end {
                     return match repair {
-                        Some(c) => Err(self.fail(
-                            from,
-                            format!(
-                                "could not re-read claimed offsets {}..={} from Kafka",
-                                c.from, c.to
-                            ),
-                        )),
+                        Some(c) => Err(self.fail(from, format!("could not re-read claimed offsets {}..={} from Kafka", c.from, c.to))),
                         None => Ok(()),
                     };
                 }
                 // Another run may already have claimed the range starting here.
                 if repair.is_none() {
-                    if let Some(c) =
-                        self.rt
-                            .block_on(self.lake.get_json::<Claim>(&raw_keys::claim(
-                                &self.cfg.topic,
-                                p,
-                                from,
-                            )))?
-                    {
+                    if let Some(c) = self.rt.block_on(self.lake.get_json::<Claim>(&raw_keys::claim(&self.cfg.topic, p, from)))? {
                         self.rep.ranges_adopted += 1;
                         let at = from;
                         from = c.to + 1;
@@ -741,30 +619,18 @@ impl Worker<'_> {
                 }
             }
             if !reading_done {
-                let Some(consumer) = self.consumer.as_ref() else {
-                    return Err(self.fail(from, "no consumer open"));
-                };
+                let Some(consumer) = self.consumer.as_ref() else { return Err(self.fail(from, "no consumer open")) };
                 match consumer.poll(Duration::from_millis(100)) {
                     None => {
-                        if idle_since.get_or_insert_with(Instant::now).elapsed()
-                            > self.cfg.idle_timeout
-                        {
+                        if idle_since.get_or_insert_with(Instant::now).elapsed() > self.cfg.idle_timeout {
                             return Err(self.fail(
                                 building.as_ref().map_or(from, |b| b.last + 1),
-                                format!(
-                                    "no message for {}s before end offset {end} (broker down?)",
-                                    self.cfg.idle_timeout.as_secs()
-                                ),
+                                format!("no message for {}s before end offset {end} (broker down?)", self.cfg.idle_timeout.as_secs()),
                             ));
                         }
                     }
                     Some(Err(KafkaError::PartitionEOF(_))) => reading_done = true,
-                    Some(Err(e)) => {
-                        return Err(self.fail(
-                            building.as_ref().map_or(from, |b| b.last + 1),
-                            format!("consume error: {e}"),
-                        ))
-                    }
+                    Some(Err(e)) => return Err(self.fail(building.as_ref().map_or(from, |b| b.last + 1), format!("consume error: {e}"))),
                     Some(Ok(m)) => {
                         idle_since = None;
                         let o = m.offset();
@@ -778,38 +644,15 @@ impl Worker<'_> {
                                 Some(b) => b,
                                 None => {
                                     let mut buf = std::mem::take(&mut self.spare);
-                                    buf.reserve(
-                                        (self.cfg.object_bytes as usize).min(256 << 20) + 64 * 1024,
-                                    );
-                                    let sealer = Sealer::with_buffer(
-                                        &self.cfg.public_key,
-                                        self.cfg.zlib_level,
-                                        frames::CONTENT,
-                                        buf,
-                                    )
-                                    .map_err(|e| self.fail(o, e.to_string()))?;
-                                    building.insert(Building {
-                                        sealer,
-                                        from,
-                                        last: from - 1,
-                                        records: 0,
-                                        message_bytes: 0,
-                                    })
+                                    buf.reserve((self.cfg.object_bytes as usize).min(256 << 20) + 64 * 1024);
+                                    let sealer = Sealer::with_buffer(&self.cfg.public_key, self.cfg.zlib_level, frames::CONTENT, buf).map_err(|e| self.fail(o, e.to_string()))?;
+                                    building.insert(Building { sealer, from, last: from - 1, records: 0, message_bytes: 0 })
                                 }
                             };
                             let payload = m.payload().unwrap_or_default();
                             let key = m.key();
                             // Framed straight into the object's plaintext (no staging copy).
-                            frames::encode(
-                                b.sealer.plaintext_mut(),
-                                &Frame {
-                                    partition: p,
-                                    offset: o,
-                                    timestamp: m.timestamp().to_millis(),
-                                    key,
-                                    payload,
-                                },
-                            );
+                            frames::encode(b.sealer.plaintext_mut(), &Frame { partition: p, offset: o, timestamp: m.timestamp().to_millis(), key, payload });
                             b.last = o;
                             b.records += 1;
                             b.message_bytes += (payload.len() + key.map_or(0, <[u8]>::len)) as u64;
@@ -823,12 +666,7 @@ impl Worker<'_> {
                 }
             }
             let cut = match &building {
-                Some(b) => {
-                    reading_done
-                        || (repair.is_none()
-                            && (b.records >= self.cfg.object_records
-                                || b.sealer.plain_bytes() >= self.cfg.object_bytes))
-                }
+                Some(b) => reading_done || (repair.is_none() && (b.records >= self.cfg.object_records || b.sealer.plain_bytes() >= self.cfg.object_bytes)),
                 None => false,
             };
             if cut {
@@ -836,19 +674,10 @@ impl Worker<'_> {
                 let (bfrom, to, records, mbytes) = (b.from, b.last, b.records, b.message_bytes);
                 if let Some(c) = repair {
                     if to != c.to || bfrom != c.from {
-                        return Err(self.fail(
-                            to,
-                            format!(
-                                "re-read of claimed range {}..={} ended at {to}",
-                                c.from, c.to
-                            ),
-                        ));
+                        return Err(self.fail(to, format!("re-read of claimed range {}..={} ended at {to}", c.from, c.to)));
                     }
                 }
-                let (sealed, buf) = b
-                    .sealer
-                    .finish_reuse()
-                    .map_err(|e| self.fail(to, e.to_string()))?;
+                let (sealed, buf) = b.sealer.finish_reuse().map_err(|e| self.fail(to, e.to_string()))?;
                 self.spare = buf;
                 match self.publish(bfrom, to, records, sealed, mbytes, repair.is_some())? {
                     Published::Landed => from = to + 1,
@@ -868,38 +697,15 @@ impl Worker<'_> {
         }
     }
 
-    fn publish(
-        &mut self,
-        from: i64,
-        to: i64,
-        records: u64,
-        sealed: Sealed,
-        message_bytes: u64,
-        repair: bool,
-    ) -> Result<Published, RawError> {
+    fn publish(&mut self, from: i64, to: i64, records: u64, sealed: Sealed, message_bytes: u64, repair: bool) -> Result<Published, RawError> {
         let topic = &self.cfg.topic;
         let p = self.rep.partition;
         let key = raw_keys::object(topic, p, from, to);
         if !repair {
-            let claim = Claim {
-                from,
-                to,
-                kind: ClaimKind::Data,
-                records,
-                object: Some(key.clone()),
-                run_id: self.run_id.into(),
-                created_at: now_rfc3339(),
-            };
+            let claim = Claim { from, to, kind: ClaimKind::Data, records, object: Some(key.clone()), run_id: self.run_id.into(), created_at: now_rfc3339() };
             let ck = raw_keys::claim(topic, p, from);
-            if self.rt.block_on(self.lake.put_create(
-                &ck,
-                Bytes::from(serde_json::to_vec(&claim).unwrap_or_default()),
-            ))? == Created::Existed
-            {
-                let theirs: Claim = self
-                    .rt
-                    .block_on(self.lake.get_json(&ck))?
-                    .ok_or_else(|| self.fail(from, format!("claim {ck} vanished")))?;
+            if self.rt.block_on(self.lake.put_create(&ck, Bytes::from(serde_json::to_vec(&claim).unwrap_or_default())))? == Created::Existed {
+                let theirs: Claim = self.rt.block_on(self.lake.get_json(&ck))?.ok_or_else(|| self.fail(from, format!("claim {ck} vanished")))?;
                 if theirs.kind != ClaimKind::Data || theirs.to != to {
                     return Ok(Published::Adopted(theirs.to));
                 }
@@ -907,9 +713,7 @@ impl Worker<'_> {
             crate::fault::point("after-claim");
         }
         let size = sealed.bytes.len() as u64;
-        let created = self
-            .rt
-            .block_on(self.lake.put_create(&key, Bytes::from(sealed.bytes)))?;
+        let created = self.rt.block_on(self.lake.put_create(&key, Bytes::from(sealed.bytes)))?;
         crate::fault::point("after-object");
         if created == Created::New {
             self.rep.objects_written += 1;
@@ -928,16 +732,9 @@ impl Worker<'_> {
         }
         if self.cfg.commit_offsets {
             let mut tpl = TopicPartitionList::new();
-            if let (Ok(()), Some(c)) = (
-                tpl.add_partition_offset(topic, p, Offset::Offset(to + 1)),
-                self.consumer.as_ref(),
-            ) {
+            if let (Ok(()), Some(c)) = (tpl.add_partition_offset(topic, p, Offset::Offset(to + 1)), self.consumer.as_ref()) {
                 if let Err(e) = c.commit(&tpl, CommitMode::Sync) {
-                    tracing::warn!(
-                        "partition {p}: could not commit offset {} to group {}: {e}",
-                        to + 1,
-                        self.cfg.group_id
-                    );
+                    tracing::warn!("partition {p}: could not commit offset {} to group {}: {e}", to + 1, self.cfg.group_id);
                 }
             }
         }

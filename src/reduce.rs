@@ -23,9 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::lake::Lake;
-use crate::standard::{
-    read_parquet, rows_from_batch, rows_to_batch, write_parquet, writer_props, Row, StandardError,
-};
+use crate::standard::{read_parquet, rows_from_batch, rows_to_batch, write_parquet, writer_props, Row, StandardError};
 use crate::table::{DataFile, Layer, Manifest, TableError};
 
 /// Errors of a reduce run.
@@ -86,26 +84,13 @@ pub struct Policy {
 impl Default for Policy {
     /// What `etl demo` uses: summaries for every trip, one breadcrumb per 30 s per trip.
     fn default() -> Self {
-        Self {
-            vehicle_fraction: None,
-            trip_fraction: None,
-            seed: 0,
-            vehicles: None,
-            trips: None,
-            thin: Thin::EverySeconds(30),
-            summaries: true,
-            older_than_days: None,
-            as_of: None,
-            zstd_level: 19,
-        }
+        Self { vehicle_fraction: None, trip_fraction: None, seed: 0, vehicles: None, trips: None, thin: Thin::EverySeconds(30), summaries: true, older_than_days: None, as_of: None, zstd_level: 19 }
     }
 }
 
 /// SplitMix64: a stable 64-bit mix (the same on every machine and release, unlike std's hasher).
 pub fn stable_hash(seed: u64, id: i64) -> u64 {
-    let mut z = seed
-        .wrapping_add(id as u64)
-        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = seed.wrapping_add(id as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -118,16 +103,10 @@ pub fn sampled(seed: u64, id: i64, fraction: f64) -> bool {
 
 impl Policy {
     fn keeps_vehicle(&self, v: i64) -> bool {
-        self.vehicles.as_ref().is_none_or(|l| l.contains(&v))
-            && self
-                .vehicle_fraction
-                .is_none_or(|f| sampled(self.seed, v, f))
+        self.vehicles.as_ref().is_none_or(|l| l.contains(&v)) && self.vehicle_fraction.is_none_or(|f| sampled(self.seed, v, f))
     }
     fn keeps_trip(&self, t: i64) -> bool {
-        self.trips.as_ref().is_none_or(|l| l.contains(&t))
-            && self
-                .trip_fraction
-                .is_none_or(|f| sampled(self.seed ^ 0x7419, t, f))
+        self.trips.as_ref().is_none_or(|l| l.contains(&t)) && self.trip_fraction.is_none_or(|f| sampled(self.seed ^ 0x7419, t, f))
     }
     fn fingerprint(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -137,10 +116,7 @@ impl Policy {
 /// Equirectangular projection around `lat0`, in metres (fine at city scale).
 fn project(lat: f64, lon: f64, lat0: f64) -> (f64, f64) {
     const R: f64 = 6_371_008.8;
-    (
-        lon.to_radians() * R * lat0.to_radians().cos(),
-        lat.to_radians() * R,
-    )
+    (lon.to_radians() * R * lat0.to_radians().cos(), lat.to_radians() * R)
 }
 
 /// Great-circle distance in metres.
@@ -156,11 +132,7 @@ pub fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
 fn seg_dist(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let len2 = dx * dx + dy * dy;
-    let t = if len2 == 0.0 {
-        0.0
-    } else {
-        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
-    };
+    let t = if len2 == 0.0 { 0.0 } else { (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0) };
     let (x, y) = (a.0 + t * dx, a.1 + t * dy);
     ((p.0 - x).powi(2) + (p.1 - y).powi(2)).sqrt()
 }
@@ -252,9 +224,7 @@ pub struct TripSummary {
 }
 
 fn positions(rows: &[Row]) -> Vec<Option<(f64, f64)>> {
-    rows.iter()
-        .map(|r| r.bc.latitude.zip(r.bc.longitude))
-        .collect()
+    rows.iter().map(|r| r.bc.latitude.zip(r.bc.longitude)).collect()
 }
 
 fn path_length(p: &[(f64, f64)]) -> f64 {
@@ -309,18 +279,13 @@ pub fn summarize(trip: &[Row]) -> Option<TripSummary> {
 pub fn thin_trip(trip: &[Row], thin: Thin) -> (Vec<Row>, Fidelity) {
     let idx: Vec<usize> = match thin {
         Thin::None => (0..trip.len()).collect(),
-        Thin::EverySeconds(s) => {
-            thin_by_time(&trip.iter().map(|r| r.bc.act_time).collect::<Vec<_>>(), s)
-        }
+        Thin::EverySeconds(s) => thin_by_time(&trip.iter().map(|r| r.bc.act_time).collect::<Vec<_>>(), s),
         Thin::SimplifyMeters(tol) => {
             // Simplify the positioned points; rows without a position are dropped (first/last kept).
             let pos = positions(trip);
             let with: Vec<usize> = (0..trip.len()).filter(|i| pos[*i].is_some()).collect();
             let lat0 = with.first().and_then(|i| pos[*i]).map_or(45.5, |p| p.0);
-            let proj: Vec<(f64, f64)> = with
-                .iter()
-                .filter_map(|i| pos[*i].map(|p| project(p.0, p.1, lat0)))
-                .collect();
+            let proj: Vec<(f64, f64)> = with.iter().filter_map(|i| pos[*i].map(|p| project(p.0, p.1, lat0))).collect();
             let mut keep: Vec<usize> = simplify(&proj, tol).into_iter().map(|k| with[k]).collect();
             if !trip.is_empty() {
                 keep.push(0);
@@ -347,20 +312,12 @@ pub fn thin_trip(trip: &[Row], thin: Thin) -> (Vec<Row>, Fidelity) {
         }
         let a = pos[kept_pos[k]].unwrap_or(*p);
         let b = kept_pos.get(k + 1).and_then(|j| pos[*j]).unwrap_or(a);
-        let d = seg_dist(
-            project(p.0, p.1, lat0),
-            project(a.0, a.1, lat0),
-            project(b.0, b.1, lat0),
-        );
+        let d = seg_dist(project(p.0, p.1, lat0), project(a.0, a.1, lat0), project(b.0, b.1, lat0));
         max_dev = max_dev.max(d);
     }
     let full: Vec<(f64, f64)> = pos.iter().flatten().copied().collect();
     let thinned: Vec<(f64, f64)> = kept_pos.iter().filter_map(|i| pos[*i]).collect();
-    let fid = Fidelity {
-        max_deviation_m: max_dev,
-        full_length_m: path_length(&full),
-        thinned_length_m: path_length(&thinned),
-    };
+    let fid = Fidelity { max_deviation_m: max_dev, full_length_m: path_length(&full), thinned_length_m: path_length(&thinned) };
     (idx.into_iter().map(|i| trip[i].clone()).collect(), fid)
 }
 
@@ -386,17 +343,9 @@ pub fn trips_schema() -> SchemaRef {
 }
 
 fn trips_batch(t: &[TripSummary]) -> Result<RecordBatch, StandardError> {
-    let i =
-        |f: fn(&TripSummary) -> i64| Arc::new(t.iter().map(f).collect::<Int64Array>()) as ArrayRef;
-    let f = |f: fn(&TripSummary) -> Option<f64>| {
-        Arc::new(t.iter().map(f).collect::<Float64Array>()) as ArrayRef
-    };
-    let ts = |f: fn(&TripSummary) -> i64| {
-        Arc::new(
-            TimestampMicrosecondArray::from(t.iter().map(f).collect::<Vec<_>>())
-                .with_timezone("UTC"),
-        ) as ArrayRef
-    };
+    let i = |f: fn(&TripSummary) -> i64| Arc::new(t.iter().map(f).collect::<Int64Array>()) as ArrayRef;
+    let f = |f: fn(&TripSummary) -> Option<f64>| Arc::new(t.iter().map(f).collect::<Float64Array>()) as ArrayRef;
+    let ts = |f: fn(&TripSummary) -> i64| Arc::new(TimestampMicrosecondArray::from(t.iter().map(f).collect::<Vec<_>>()).with_timezone("UTC")) as ArrayRef;
     RecordBatch::try_new(
         trips_schema(),
         vec![
@@ -416,10 +365,7 @@ fn trips_batch(t: &[TripSummary]) -> Result<RecordBatch, StandardError> {
             f(|s| s.max_lon),
         ],
     )
-    .map_err(|e| StandardError::Parquet {
-        what: "trips batch".into(),
-        reason: e.to_string(),
-    })
+    .map_err(|e| StandardError::Parquet { what: "trips batch".into(), reason: e.to_string() })
 }
 
 /// What a reduce run did and what it cost in fidelity.
@@ -493,12 +439,7 @@ impl ReduceReport {
 }
 
 /// Reduces one service date's rows (sorted by vehicle, trip, act_time).
-pub fn reduce_rows(
-    rows: &[Row],
-    policy: &Policy,
-    report: &mut ReduceReport,
-    errs: &mut Vec<f64>,
-) -> (Vec<Row>, Vec<TripSummary>) {
+pub fn reduce_rows(rows: &[Row], policy: &Policy, report: &mut ReduceReport, errs: &mut Vec<f64>) -> (Vec<Row>, Vec<TripSummary>) {
     let mut out = Vec::new();
     let mut trips = Vec::new();
     let mut vehicles_seen = std::collections::BTreeSet::new();
@@ -538,44 +479,22 @@ pub fn reduce_rows(
 pub async fn run(lake: &Lake, policy: &Policy, dry_run: bool) -> Result<ReduceReport, ReduceError> {
     let started = Instant::now();
     let run_id = crate::table::new_run_id();
-    let standard = Layer::new(lake.clone(), "standard")
-        .latest()
-        .await?
-        .ok_or(ReduceError::NoStandard)?;
+    let standard = Layer::new(lake.clone(), "standard").latest().await?.ok_or(ReduceError::NoStandard)?;
     let layer = Layer::new(lake.clone(), "archive");
-    let parent = if dry_run {
-        layer.latest().await?
-    } else {
-        layer.recover(&["breadcrumbs", "trips"]).await?
-    };
+    let parent = if dry_run { layer.latest().await? } else { layer.recover(&["breadcrumbs", "trips"]).await? };
     let version = parent.as_ref().map_or(1, |m| m.version + 1);
     let fingerprint = policy.fingerprint();
-    let mut report = ReduceReport {
-        run_id: run_id.clone(),
-        dry_run,
-        policy: serde_json::to_value(policy).unwrap_or_default(),
-        ..Default::default()
-    };
+    let mut report = ReduceReport { run_id: run_id.clone(), dry_run, policy: serde_json::to_value(policy).unwrap_or_default(), ..Default::default() };
 
     // Which dates need (re)building.
     let mut by_date: BTreeMap<String, Vec<DataFile>> = BTreeMap::new();
     for f in standard.tables.get("breadcrumbs").into_iter().flatten() {
-        by_date
-            .entry(f.partition.clone())
-            .or_default()
-            .push(f.clone());
+        by_date.entry(f.partition.clone()).or_default().push(f.clone());
     }
-    let as_of = policy
-        .as_of
-        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let as_of = policy.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let mut todo = Vec::new();
     for (part, files) in &by_date {
-        let Some(date) = part
-            .strip_prefix("service_date=")
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        else {
-            continue;
-        };
+        let Some(date) = part.strip_prefix("service_date=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) else { continue };
         if let Some(n) = policy.older_than_days {
             if (as_of - date).num_days() < n as i64 {
                 report.dates_too_recent.push(date.to_string());
@@ -593,14 +512,8 @@ pub async fn run(lake: &Lake, policy: &Policy, dry_run: bool) -> Result<ReduceRe
         return Ok(report);
     }
 
-    let mut tables: BTreeMap<String, Vec<DataFile>> = parent
-        .as_ref()
-        .map(|m| m.tables.clone())
-        .unwrap_or_default();
-    let mut consumed = parent
-        .as_ref()
-        .map(|m| m.consumed.clone())
-        .unwrap_or_default();
+    let mut tables: BTreeMap<String, Vec<DataFile>> = parent.as_ref().map(|m| m.tables.clone()).unwrap_or_default();
+    let mut consumed = parent.as_ref().map(|m| m.consumed.clone()).unwrap_or_default();
     let mut staged = BTreeMap::new();
     let mut errs = Vec::new();
     let staging = layer.staging(&run_id);
@@ -612,57 +525,22 @@ pub async fn run(lake: &Lake, policy: &Policy, dry_run: bool) -> Result<ReduceRe
                 rows.extend(rows_from_batch(&b, date)?);
             }
         }
-        rows.sort_by(|a, b| {
-            (
-                a.bc.vehicle_id,
-                a.bc.trip_id,
-                a.bc.act_time,
-                a.partition,
-                a.offset,
-            )
-                .cmp(&(
-                    b.bc.vehicle_id,
-                    b.bc.trip_id,
-                    b.bc.act_time,
-                    b.partition,
-                    b.offset,
-                ))
-        });
+        rows.sort_by(|a, b| (a.bc.vehicle_id, a.bc.trip_id, a.bc.act_time, a.partition, a.offset).cmp(&(b.bc.vehicle_id, b.bc.trip_id, b.bc.act_time, b.partition, b.offset)));
         report.rows_before += rows.len() as u64;
         let (kept, trips) = reduce_rows(&rows, policy, &mut report, &mut errs);
         report.rows_after += kept.len() as u64;
         report.trip_summaries += trips.len() as u64;
         report.service_dates.push(date.to_string());
         for t in ["breadcrumbs", "trips"] {
-            tables
-                .entry(t.to_string())
-                .or_default()
-                .retain(|f| f.partition != part);
+            tables.entry(t.to_string()).or_default().retain(|f| f.partition != part);
         }
         let outputs = [
-            (
-                "breadcrumbs",
-                if kept.is_empty() {
-                    None
-                } else {
-                    Some(rows_to_batch(&kept)?)
-                },
-            ),
-            (
-                "trips",
-                if trips.is_empty() {
-                    None
-                } else {
-                    Some(trips_batch(&trips)?)
-                },
-            ),
+            ("breadcrumbs", if kept.is_empty() { None } else { Some(rows_to_batch(&kept)?) }),
+            ("trips", if trips.is_empty() { None } else { Some(trips_batch(&trips)?) }),
         ];
         for (table, batch) in outputs {
             let Some(batch) = batch else { continue };
-            let bytes = write_parquet(
-                &batch,
-                writer_props(policy.zstd_level, 128 * 1024, table == "breadcrumbs"),
-            )?;
+            let bytes = write_parquet(&batch, writer_props(policy.zstd_level, 128 * 1024, table == "breadcrumbs"))?;
             report.bytes_after += bytes.len() as u64;
             let name = format!("part-{version:06}-{run_id}.parquet");
             let final_key = format!("archive/{table}/{part}/{name}");
@@ -671,26 +549,13 @@ pub async fn run(lake: &Lake, policy: &Policy, dry_run: bool) -> Result<ReduceRe
                 let size = bytes.len() as u64;
                 lake.put_create(&staged_key, Bytes::from(bytes)).await?;
                 staged.insert(staged_key, final_key.clone());
-                tables.entry(table.to_string()).or_default().push(DataFile {
-                    path: final_key,
-                    partition: part.clone(),
-                    rows: batch.num_rows() as u64,
-                    bytes: size,
-                });
+                tables.entry(table.to_string()).or_default().push(DataFile { path: final_key, partition: part.clone(), rows: batch.num_rows() as u64, bytes: size });
             }
         }
         consumed.insert(part, inputs);
     }
-    report.byte_ratio = if report.bytes_after > 0 {
-        report.bytes_before as f64 / report.bytes_after as f64
-    } else {
-        0.0
-    };
-    report.row_ratio = if report.rows_after > 0 {
-        report.rows_before as f64 / report.rows_after as f64
-    } else {
-        0.0
-    };
+    report.byte_ratio = if report.bytes_after > 0 { report.bytes_before as f64 / report.bytes_after as f64 } else { 0.0 };
+    report.row_ratio = if report.rows_after > 0 { report.rows_before as f64 / report.rows_after as f64 } else { 0.0 };
     if !errs.is_empty() {
         report.mean_path_length_error_pct = errs.iter().sum::<f64>() / errs.len() as f64;
         report.max_path_length_error_pct = errs.iter().cloned().fold(0.0, f64::max);
@@ -724,31 +589,14 @@ mod tests {
     fn sampling_is_stable_and_close_to_the_fraction() {
         let kept: Vec<i64> = (0..10_000).filter(|v| sampled(42, *v, 0.3)).collect();
         assert!((2700..3300).contains(&kept.len()), "{}", kept.len());
-        assert_eq!(
-            kept,
-            (0..10_000)
-                .filter(|v| sampled(42, *v, 0.3))
-                .collect::<Vec<_>>()
-        );
-        assert_ne!(
-            kept,
-            (0..10_000)
-                .filter(|v| sampled(43, *v, 0.3))
-                .collect::<Vec<_>>()
-        );
-        assert_eq!(
-            stable_hash(0, 1),
-            0x910a_2dec_8902_5cc1,
-            "the hash must never change between releases"
-        );
+        assert_eq!(kept, (0..10_000).filter(|v| sampled(42, *v, 0.3)).collect::<Vec<_>>());
+        assert_ne!(kept, (0..10_000).filter(|v| sampled(43, *v, 0.3)).collect::<Vec<_>>());
+        assert_eq!(stable_hash(0, 1), 0x910a_2dec_8902_5cc1, "the hash must never change between releases");
     }
 
     #[test]
     fn time_thinning_keeps_first_and_last() {
-        assert_eq!(
-            thin_by_time(&[0, 5, 10, 30, 35, 61, 62], 30),
-            vec![0, 3, 5, 6]
-        );
+        assert_eq!(thin_by_time(&[0, 5, 10, 30, 35, 61, 62], 30), vec![0, 3, 5, 6]);
         assert_eq!(thin_by_time(&[7], 30), vec![0]);
         assert!(thin_by_time(&[], 30).is_empty());
     }
@@ -756,9 +604,7 @@ mod tests {
     #[test]
     fn douglas_peucker_keeps_turns_within_tolerance() {
         // An L: straight east 1 km, then north 1 km, with points every 100 m and a 3 m wiggle.
-        let mut p: Vec<(f64, f64)> = (0..=10)
-            .map(|i| (i as f64 * 100.0, if i % 2 == 0 { 0.0 } else { 3.0 }))
-            .collect();
+        let mut p: Vec<(f64, f64)> = (0..=10).map(|i| (i as f64 * 100.0, if i % 2 == 0 { 0.0 } else { 3.0 })).collect();
         p.extend((1..=10).map(|i| (1000.0, i as f64 * 100.0)));
         let k = simplify(&p, 5.0);
         assert_eq!(k, vec![0, 10, 20]);

@@ -20,9 +20,8 @@
 //! before the commit leaves nothing visible.
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListArray,
-    ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
-    TimestampMillisecondArray,
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
@@ -30,8 +29,8 @@ use chrono::NaiveDate;
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::metadata::SortingColumn;
 use rsa::RsaPrivateKey;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -85,15 +84,7 @@ pub struct StandardConfig {
 impl StandardConfig {
     /// Defaults for everything but the key.
     pub fn new(private_key: Arc<RsaPrivateKey>) -> Self {
-        Self {
-            private_key,
-            topic: None,
-            max_objects: None,
-            zstd_level: 3,
-            row_group_rows: 128 * 1024,
-            file_rows: 8 * 1024 * 1024,
-            chunk_rows: 500_000,
-        }
+        Self { private_key, topic: None, max_objects: None, zstd_level: 3, row_group_rows: 128 * 1024, file_rows: 8 * 1024 * 1024, chunk_rows: 500_000 }
     }
 }
 
@@ -216,11 +207,7 @@ pub fn breadcrumbs_schema() -> SchemaRef {
             Field::new("stop_event_id", DataType::Int64, true),
             Field::new("vehicle_id", DataType::Int64, false),
             Field::new("act_time", DataType::Int32, false),
-            Field::new(
-                "event_time",
-                DataType::Timestamp(TimeUnit::Microsecond, Some(utc.clone())),
-                false,
-            ),
+            Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, Some(utc.clone())), false),
             Field::new("meters", DataType::Int64, true),
             Field::new("latitude", DataType::Float64, true),
             Field::new("longitude", DataType::Float64, true),
@@ -230,21 +217,13 @@ pub fn breadcrumbs_schema() -> SchemaRef {
             Field::new("direction", DataType::Float64, true),
             Field::new("radio_quality", DataType::Float64, true),
             Field::new("schedule_deviation", DataType::Int64, true),
-            Field::new(
-                "quality_flags",
-                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-                false,
-            ),
+            Field::new("quality_flags", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
             Field::new("extra", DataType::Utf8, true),
             Field::new("encoding", DataType::Utf8, false),
             Field::new("kafka_topic", DataType::Utf8, false),
             Field::new("kafka_partition", DataType::Int32, false),
             Field::new("kafka_offset", DataType::Int64, false),
-            Field::new(
-                "kafka_timestamp",
-                DataType::Timestamp(TimeUnit::Millisecond, Some(utc)),
-                true,
-            ),
+            Field::new("kafka_timestamp", DataType::Timestamp(TimeUnit::Millisecond, Some(utc)), true),
             Field::new("raw_key", DataType::Utf8, false),
         ]))
     })
@@ -260,11 +239,7 @@ pub fn rejects_schema() -> SchemaRef {
             Field::new("kafka_topic", DataType::Utf8, false),
             Field::new("kafka_partition", DataType::Int32, false),
             Field::new("kafka_offset", DataType::Int64, false),
-            Field::new(
-                "kafka_timestamp",
-                DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("UTC"))),
-                true,
-            ),
+            Field::new("kafka_timestamp", DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("UTC"))), true),
             Field::new("service_date", DataType::Date32, true),
             Field::new("rule", DataType::Utf8, false),
             Field::new("message", DataType::Utf8, false),
@@ -276,10 +251,7 @@ pub fn rejects_schema() -> SchemaRef {
 }
 
 fn pq_err(what: &str, e: impl std::fmt::Display) -> StandardError {
-    StandardError::Parquet {
-        what: what.into(),
-        reason: e.to_string(),
-    }
+    StandardError::Parquet { what: what.into(), reason: e.to_string() }
 }
 
 /// Builds a `breadcrumbs` batch from rows.
@@ -291,30 +263,15 @@ pub fn rows_to_batch(rows: &[Row]) -> Result<RecordBatch, StandardError> {
         }
         flags.append(true);
     }
-    let i64s = |f: &dyn Fn(&Row) -> Option<i64>| {
-        Arc::new(rows.iter().map(f).collect::<Int64Array>()) as ArrayRef
-    };
-    let f64s = |f: &dyn Fn(&Row) -> Option<f64>| {
-        Arc::new(rows.iter().map(f).collect::<Float64Array>()) as ArrayRef
-    };
-    let strs = |f: &dyn Fn(&Row) -> Option<&str>| {
-        Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef
-    };
+    let i64s = |f: &dyn Fn(&Row) -> Option<i64>| Arc::new(rows.iter().map(f).collect::<Int64Array>()) as ArrayRef;
+    let f64s = |f: &dyn Fn(&Row) -> Option<f64>| Arc::new(rows.iter().map(f).collect::<Float64Array>()) as ArrayRef;
+    let strs = |f: &dyn Fn(&Row) -> Option<&str>| Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef;
     let cols: Vec<ArrayRef> = vec![
         i64s(&|r| Some(r.bc.trip_id)),
         i64s(&|r| r.bc.stop_event_id),
         i64s(&|r| Some(r.bc.vehicle_id)),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(r.bc.act_time))
-                .collect::<Int32Array>(),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(r.bc.event_time_us))
-                .collect::<TimestampMicrosecondArray>()
-                .with_timezone("UTC"),
-        ),
+        Arc::new(rows.iter().map(|r| Some(r.bc.act_time)).collect::<Int32Array>()),
+        Arc::new(rows.iter().map(|r| Some(r.bc.event_time_us)).collect::<TimestampMicrosecondArray>().with_timezone("UTC")),
         i64s(&|r| r.bc.meters),
         f64s(&|r| r.bc.latitude),
         f64s(&|r| r.bc.longitude),
@@ -328,18 +285,9 @@ pub fn rows_to_batch(rows: &[Row]) -> Result<RecordBatch, StandardError> {
         strs(&|r| r.bc.extra.as_deref()),
         strs(&|r| Some(r.bc.encoding)),
         strs(&|r| Some(&r.topic)),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(r.partition))
-                .collect::<Int32Array>(),
-        ),
+        Arc::new(rows.iter().map(|r| Some(r.partition)).collect::<Int32Array>()),
         i64s(&|r| Some(r.offset)),
-        Arc::new(
-            rows.iter()
-                .map(|r| r.kafka_ts)
-                .collect::<TimestampMillisecondArray>()
-                .with_timezone("UTC"),
-        ),
+        Arc::new(rows.iter().map(|r| r.kafka_ts).collect::<TimestampMillisecondArray>().with_timezone("UTC")),
         strs(&|r| Some(&r.raw_key)),
     ];
     // The flags list field must match the schema's exactly.
@@ -347,13 +295,7 @@ pub fn rows_to_batch(rows: &[Row]) -> Result<RecordBatch, StandardError> {
     let cols = cols
         .into_iter()
         .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c)
-            } else {
-                arrow::compute::cast(&c, f.data_type())
-            }
-        })
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c) } else { arrow::compute::cast(&c, f.data_type()) })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pq_err("building breadcrumbs batch", e))?;
     RecordBatch::try_new(schema, cols).map_err(|e| pq_err("building breadcrumbs batch", e))
@@ -362,72 +304,31 @@ pub fn rows_to_batch(rows: &[Row]) -> Result<RecordBatch, StandardError> {
 fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T, StandardError> {
     b.column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| {
-            pq_err(
-                "reading standard file",
-                format!("column {name} missing or of the wrong type"),
-            )
-        })
+        .ok_or_else(|| pq_err("reading standard file", format!("column {name} missing or of the wrong type")))
 }
 
 /// Reads rows back from a `breadcrumbs` batch of the given service date.
-pub fn rows_from_batch(
-    b: &RecordBatch,
-    service_date: NaiveDate,
-) -> Result<Vec<Row>, StandardError> {
+pub fn rows_from_batch(b: &RecordBatch, service_date: NaiveDate) -> Result<Vec<Row>, StandardError> {
     let i64c = |n: &str| col::<Int64Array>(b, n);
     let f64c = |n: &str| col::<Float64Array>(b, n);
-    let (trip, stop, veh, meters, sched, off) = (
-        i64c("trip_id")?,
-        i64c("stop_event_id")?,
-        i64c("vehicle_id")?,
-        i64c("meters")?,
-        i64c("schedule_deviation")?,
-        i64c("kafka_offset")?,
-    );
-    let (lat, lon, hdop, vel, dir, radio) = (
-        f64c("latitude")?,
-        f64c("longitude")?,
-        f64c("hdop")?,
-        f64c("velocity")?,
-        f64c("direction")?,
-        f64c("radio_quality")?,
-    );
+    let (trip, stop, veh, meters, sched, off) = (i64c("trip_id")?, i64c("stop_event_id")?, i64c("vehicle_id")?, i64c("meters")?, i64c("schedule_deviation")?, i64c("kafka_offset")?);
+    let (lat, lon, hdop, vel, dir, radio) = (f64c("latitude")?, f64c("longitude")?, f64c("hdop")?, f64c("velocity")?, f64c("direction")?, f64c("radio_quality")?);
     let act = col::<Int32Array>(b, "act_time")?;
     let sats = col::<Int32Array>(b, "satellites")?;
     let part = col::<Int32Array>(b, "kafka_partition")?;
     let et = col::<TimestampMicrosecondArray>(b, "event_time")?;
     let kts = col::<TimestampMillisecondArray>(b, "kafka_timestamp")?;
     let flags = col::<ListArray>(b, "quality_flags")?;
-    let (extra, enc, topic, raw) = (
-        col::<StringArray>(b, "extra")?,
-        col::<StringArray>(b, "encoding")?,
-        col::<StringArray>(b, "kafka_topic")?,
-        col::<StringArray>(b, "raw_key")?,
-    );
+    let (extra, enc, topic, raw) = (col::<StringArray>(b, "extra")?, col::<StringArray>(b, "encoding")?, col::<StringArray>(b, "kafka_topic")?, col::<StringArray>(b, "raw_key")?);
     let opt_i = |a: &Int64Array, i| (!a.is_null(i)).then(|| a.value(i));
     let opt_f = |a: &Float64Array, i| (!a.is_null(i)).then(|| a.value(i));
     let mut interned: HashMap<String, Arc<str>> = HashMap::new();
-    let mut intern = |s: &str| {
-        interned
-            .entry(s.to_string())
-            .or_insert_with(|| Arc::from(s))
-            .clone()
-    };
+    let mut intern = |s: &str| interned.entry(s.to_string()).or_insert_with(|| Arc::from(s)).clone();
     let mut out = Vec::with_capacity(b.num_rows());
     for i in 0..b.num_rows() {
         let fl = flags.value(i);
-        let fl = fl.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
-            pq_err(
-                "reading standard file",
-                "quality_flags is not a list of strings",
-            )
-        })?;
-        let flags: Vec<&'static str> = fl
-            .iter()
-            .flatten()
-            .filter_map(|f| rules::SOFT.iter().find(|r| **r == f).copied())
-            .collect();
+        let fl = fl.as_any().downcast_ref::<StringArray>().ok_or_else(|| pq_err("reading standard file", "quality_flags is not a list of strings"))?;
+        let flags: Vec<&'static str> = fl.iter().flatten().filter_map(|f| rules::SOFT.iter().find(|r| **r == f).copied()).collect();
         out.push(Row {
             bc: Breadcrumb {
                 trip_id: trip.value(i),
@@ -463,49 +364,16 @@ pub fn rows_from_batch(
 pub fn rejects_to_batch(rows: &[RejectRow]) -> Result<RecordBatch, StandardError> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(&*r.raw_key))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(&*r.topic))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(r.partition))
-                .collect::<Int32Array>(),
-        ),
+        Arc::new(rows.iter().map(|r| Some(&*r.raw_key)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(&*r.topic)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(r.partition)).collect::<Int32Array>()),
         Arc::new(rows.iter().map(|r| Some(r.offset)).collect::<Int64Array>()),
-        Arc::new(
-            rows.iter()
-                .map(|r| r.kafka_ts)
-                .collect::<TimestampMillisecondArray>()
-                .with_timezone("UTC"),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| r.service_date.map(|d| (d - epoch).num_days() as i32))
-                .collect::<Date32Array>(),
-        ),
+        Arc::new(rows.iter().map(|r| r.kafka_ts).collect::<TimestampMillisecondArray>().with_timezone("UTC")),
+        Arc::new(rows.iter().map(|r| r.service_date.map(|d| (d - epoch).num_days() as i32)).collect::<Date32Array>()),
         Arc::new(rows.iter().map(|r| Some(r.rule)).collect::<StringArray>()),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(r.message.as_str()))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(String::from_utf8_lossy(&r.payload).into_owned()))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(std::str::from_utf8(&r.payload).is_ok()))
-                .collect::<BooleanArray>(),
-        ),
+        Arc::new(rows.iter().map(|r| Some(r.message.as_str())).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(String::from_utf8_lossy(&r.payload).into_owned())).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(std::str::from_utf8(&r.payload).is_ok())).collect::<BooleanArray>()),
     ];
     RecordBatch::try_new(rejects_schema(), cols).map_err(|e| pq_err("building rejects batch", e))
 }
@@ -514,9 +382,7 @@ pub fn rejects_to_batch(rows: &[RejectRow]) -> Result<RecordBatch, StandardError
 /// trip and time so that one vehicle or one trip is a narrow range of pages.
 pub fn writer_props(zstd_level: i32, row_group_rows: usize, sorted: bool) -> WriterProperties {
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(zstd_level).unwrap_or_default(),
-        ))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level).unwrap_or_default()))
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_data_page_row_count_limit(16 * 1024)
@@ -525,72 +391,26 @@ pub fn writer_props(zstd_level: i32, row_group_rows: usize, sorted: bool) -> Wri
     // Sorted integers delta-encode to almost nothing; floats compress far better split by byte.
     use parquet::basic::Encoding;
     use parquet::schema::types::ColumnPath;
-    for c in [
-        "act_time",
-        "event_time",
-        "meters",
-        "stop_event_id",
-        "kafka_offset",
-        "kafka_timestamp",
-        "start_time",
-        "end_time",
-        "duration_s",
-        "points",
-    ] {
-        b = b
-            .set_column_dictionary_enabled(ColumnPath::from(c), false)
-            .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED);
+    for c in ["act_time", "event_time", "meters", "stop_event_id", "kafka_offset", "kafka_timestamp", "start_time", "end_time", "duration_s", "points"] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false).set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED);
     }
-    for c in [
-        "latitude",
-        "longitude",
-        "hdop",
-        "velocity",
-        "direction",
-        "radio_quality",
-        "distance_m",
-        "path_length_m",
-        "avg_speed_mps",
-        "max_speed_mps",
-        "min_lat",
-        "max_lat",
-        "min_lon",
-        "max_lon",
-    ] {
-        b = b
-            .set_column_dictionary_enabled(ColumnPath::from(c), false)
-            .set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
+    for c in ["latitude", "longitude", "hdop", "velocity", "direction", "radio_quality", "distance_m", "path_length_m", "avg_speed_mps", "max_speed_mps", "min_lat", "max_lat", "min_lon", "max_lon"] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false).set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
     }
     if sorted {
         b = b.set_sorting_columns(Some(vec![
-            SortingColumn {
-                column_idx: 2,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: 0,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: 3,
-                descending: false,
-                nulls_first: false,
-            },
+            SortingColumn { column_idx: 2, descending: false, nulls_first: false },
+            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
+            SortingColumn { column_idx: 3, descending: false, nulls_first: false },
         ]));
     }
     b.build()
 }
 
 /// Encodes one batch as a Parquet file.
-pub fn write_parquet(
-    batch: &RecordBatch,
-    props: WriterProperties,
-) -> Result<Vec<u8>, StandardError> {
+pub fn write_parquet(batch: &RecordBatch, props: WriterProperties) -> Result<Vec<u8>, StandardError> {
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 8 + 1024);
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
-        .map_err(|e| pq_err("parquet writer", e))?;
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(|e| pq_err("parquet writer", e))?;
     w.write(batch).map_err(|e| pq_err("parquet write", e))?;
     w.close().map_err(|e| pq_err("parquet close", e))?;
     Ok(buf)
@@ -603,8 +423,7 @@ pub fn read_parquet(bytes: Bytes, what: &str) -> Result<Vec<RecordBatch>, Standa
         .with_batch_size(64 * 1024)
         .build()
         .map_err(|e| pq_err(what, e))?;
-    r.collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pq_err(what, e))
+    r.collect::<Result<Vec<_>, _>>().map_err(|e| pq_err(what, e))
 }
 
 /// One raw object parsed: a work batch per service date, its rejects, and counts for the report.
@@ -623,10 +442,7 @@ pub struct Converted {
 }
 
 /// Converts one opened raw object into columnar rows (per service date) and rejects.
-pub fn convert_object(
-    o: &crate::verify::OpenedObject,
-    topic: &Arc<str>,
-) -> Result<Converted, StandardError> {
+pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> Result<Converted, StandardError> {
     let raw_key: Arc<str> = Arc::from(o.key.as_str());
     let mut out = Converted::default();
     let mut builders: BTreeMap<NaiveDate, WorkBuilder> = BTreeMap::new();
@@ -634,10 +450,7 @@ pub fn convert_object(
         let payload = &o.plaintext[f.payload.clone()];
         match breadcrumb::parse(payload) {
             Ok(bc) => {
-                let (bits, encoding) = builders
-                    .entry(bc.service_date)
-                    .or_insert_with(|| WorkBuilder::with_capacity(o.frames.len()))
-                    .push(&bc, f.partition, f.offset, f.timestamp);
+                let (bits, encoding) = builders.entry(bc.service_date).or_insert_with(|| WorkBuilder::with_capacity(o.frames.len())).push(&bc, f.partition, f.offset, f.timestamp);
                 for (i, n) in out.flags.iter_mut().enumerate() {
                     *n += u64::from(bits >> i & 1);
                 }
@@ -674,22 +487,14 @@ impl Drop for SpillDir {
 
 /// Writes each date's batches as one Arrow IPC stream file under `dir` (uncompressed: this is
 /// scratch space, read back once).
-fn spill_local(
-    dir: &std::path::Path,
-    chunk: usize,
-    by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>,
-) -> Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError> {
+fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>) -> Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError> {
     let mut out = Vec::new();
     for (date, batches) in by_date {
         let what = format!("spilling to {}", dir.display());
         std::fs::create_dir_all(dir).map_err(|e| pq_err(&what, e))?;
         let path = dir.join(format!("{date}-{chunk:06}.arrows"));
-        let file = std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(&path).map_err(|e| pq_err(&what, e))?,
-        );
-        let mut w = arrow::ipc::writer::StreamWriter::try_new(file, &columnar::work_schema())
-            .map_err(|e| pq_err(&what, e))?;
+        let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(|e| pq_err(&what, e))?);
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(file, &columnar::work_schema()).map_err(|e| pq_err(&what, e))?;
         for b in &batches {
             w.write(b).map_err(|e| pq_err(&what, e))?;
         }
@@ -700,17 +505,9 @@ fn spill_local(
 }
 
 /// Spills `by_date` off the runtime and records the files per date.
-async fn spill(
-    dir: &SpillDir,
-    chunk: usize,
-    by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>,
-    spilled: &mut BTreeMap<NaiveDate, Vec<std::path::PathBuf>>,
-) -> Result<(), StandardError> {
+async fn spill(dir: &SpillDir, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>, spilled: &mut BTreeMap<NaiveDate, Vec<std::path::PathBuf>>) -> Result<(), StandardError> {
     let dir = dir.0.clone();
-    for (d, p) in tokio::task::spawn_blocking(move || spill_local(&dir, chunk, by_date))
-        .await
-        .map_err(|e| pq_err("spill", e))??
-    {
+    for (d, p) in tokio::task::spawn_blocking(move || spill_local(&dir, chunk, by_date)).await.map_err(|e| pq_err("spill", e))?? {
         spilled.entry(d).or_default().push(p);
     }
     Ok(())
@@ -718,14 +515,9 @@ async fn spill(
 
 fn read_spill(path: &std::path::Path) -> Result<Vec<RecordBatch>, StandardError> {
     let what = format!("reading spill file {}", path.display());
-    let file = std::io::BufReader::with_capacity(
-        1 << 20,
-        std::fs::File::open(path).map_err(|e| pq_err(&what, e))?,
-    );
+    let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| pq_err(&what, e))?);
     let r = arrow::ipc::reader::StreamReader::try_new(file, None).map_err(|e| pq_err(&what, e))?;
-    let v = r
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pq_err(&what, e))?;
+    let v = r.collect::<Result<Vec<_>, _>>().map_err(|e| pq_err(&what, e))?;
     let _ = std::fs::remove_file(path);
     Ok(v)
 }
@@ -740,14 +532,7 @@ struct DateOut {
 }
 
 /// Merges one service date: its live files, spilled runs and in-memory batches → new files.
-fn merge_date_files(
-    date: NaiveDate,
-    live: Vec<(String, Bytes)>,
-    runs: Vec<std::path::PathBuf>,
-    mut batches: Vec<RecordBatch>,
-    file_rows: usize,
-    props: WriterProperties,
-) -> Result<DateOut, StandardError> {
+fn merge_date_files(date: NaiveDate, live: Vec<(String, Bytes)>, runs: Vec<std::path::PathBuf>, mut batches: Vec<RecordBatch>, file_rows: usize, props: WriterProperties) -> Result<DateOut, StandardError> {
     for (path, bytes) in live {
         for b in read_parquet(bytes, &path)? {
             batches.push(columnar::to_work(&b, false)?);
@@ -758,13 +543,7 @@ fn merge_date_files(
     }
     let merged = columnar::merge(batches, date)?;
     let files = columnar::write_date(&merged, file_rows, 64 * 1024, &props)?;
-    Ok(DateOut {
-        date,
-        files,
-        dups: merged.dups,
-        new_rows: merged.new_rows,
-        new_backwards: merged.new_backwards,
-    })
+    Ok(DateOut { date, files, dups: merged.dups, new_rows: merged.new_rows, new_backwards: merged.new_backwards })
 }
 
 /// Runs `etl standard` (retrying when a concurrent run commits first).
@@ -788,10 +567,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     let layer = Layer::new(lake.clone(), "standard");
     let parent = layer.recover(&["breadcrumbs", "rejects"]).await?;
     let version = parent.as_ref().map_or(1, |m| m.version + 1);
-    let mut report = StandardReport {
-        run_id: run_id.clone(),
-        ..Default::default()
-    };
+    let mut report = StandardReport { run_id: run_id.clone(), ..Default::default() };
 
     let prefix = match &cfg.topic {
         Some(t) => format!("raw/{t}/partition="),
@@ -808,10 +584,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         pending.truncate(n);
     }
     if pending.is_empty() {
-        report.live_files = parent
-            .as_ref()
-            .and_then(|m| m.tables.get("breadcrumbs"))
-            .map_or(0, |v| v.len() as u64);
+        report.live_files = parent.as_ref().and_then(|m| m.tables.get("breadcrumbs")).map_or(0, |v| v.len() as u64);
         report.duration_s = started.elapsed().as_secs_f64();
         return Ok(report);
     }
@@ -820,11 +593,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     // Memory stays bounded: once `chunk_rows` rows are held they are spilled to local scratch
     // files (Arrow IPC), and service dates are merged a few at a time.
     let staging = layer.staging(&run_id);
-    let spill_dir = SpillDir(
-        std::env::var_os("ETL_SPILL_DIR")
-            .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
-            .join(format!("etl-standard-{run_id}")),
-    );
+    let spill_dir = SpillDir(std::env::var_os("ETL_SPILL_DIR").map_or_else(std::env::temp_dir, std::path::PathBuf::from).join(format!("etl-standard-{run_id}")));
     let mut by_date: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
     let mut spilled: BTreeMap<NaiveDate, Vec<std::path::PathBuf>> = BTreeMap::new();
     let mut chunk_rows = 0usize;
@@ -839,14 +608,8 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
             match o {
                 Ok(o) => {
                     let bytes = o.sealed_bytes;
-                    let topic: Arc<str> = Arc::from(
-                        k.strip_prefix("raw/")
-                            .and_then(|r| r.split('/').next())
-                            .unwrap_or(""),
-                    );
-                    let conv = tokio::task::spawn_blocking(move || convert_object(&o, &topic))
-                        .await
-                        .map_err(|e| pq_err("parser", e));
+                    let topic: Arc<str> = Arc::from(k.strip_prefix("raw/").and_then(|r| r.split('/').next()).unwrap_or(""));
+                    let conv = tokio::task::spawn_blocking(move || convert_object(&o, &topic)).await.map_err(|e| pq_err("parser", e));
                     (k2, Ok((conv, bytes)))
                 }
                 Err(e) => (k2, Err(e)),
@@ -860,29 +623,16 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 let conv = conv??;
                 report.raw_objects += 1;
                 report.bytes_in += bytes;
-                consumed_now.insert(
-                    key,
-                    (
-                        (conv.rows + conv.rejects.len()) as u64,
-                        conv.rows as u64,
-                        conv.rejects.len() as u64,
-                    ),
-                );
+                consumed_now.insert(key, ((conv.rows + conv.rejects.len()) as u64, conv.rows as u64, conv.rejects.len() as u64));
                 chunk_rows += conv.rows;
                 for (i, n) in conv.flags.iter().enumerate() {
                     if *n > 0 {
-                        *report
-                            .flags_by_rule
-                            .entry(rules::SOFT[i].to_string())
-                            .or_default() += n;
+                        *report.flags_by_rule.entry(rules::SOFT[i].to_string()).or_default() += n;
                     }
                 }
                 for (i, n) in conv.encodings.iter().enumerate() {
                     if *n > 0 {
-                        *report
-                            .encodings
-                            .entry(breadcrumb::ENCODINGS[i].to_string())
-                            .or_default() += n;
+                        *report.encodings.entry(breadcrumb::ENCODINGS[i].to_string()).or_default() += n;
                     }
                 }
                 for (d, b) in conv.by_date {
@@ -890,13 +640,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 }
                 rejects.extend(conv.rejects);
                 if chunk_rows >= cfg.chunk_rows.max(1) {
-                    spill(
-                        &spill_dir,
-                        chunk_no,
-                        std::mem::take(&mut by_date),
-                        &mut spilled,
-                    )
-                    .await?;
+                    spill(&spill_dir, chunk_no, std::mem::take(&mut by_date), &mut spilled).await?;
                     chunk_rows = 0;
                     chunk_no += 1;
                 }
@@ -919,58 +663,27 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     }
     if !spilled.is_empty() && !by_date.is_empty() {
         // Dates are merged a few at a time: the rest wait on disk, not in memory.
-        spill(
-            &spill_dir,
-            chunk_no,
-            std::mem::take(&mut by_date),
-            &mut spilled,
-        )
-        .await?;
+        spill(&spill_dir, chunk_no, std::mem::take(&mut by_date), &mut spilled).await?;
     }
 
     // ---- merge each touched service date with its live files, a few dates at a time ----
-    let mut tables: BTreeMap<String, Vec<DataFile>> = parent
-        .as_ref()
-        .map(|m| m.tables.clone())
-        .unwrap_or_default();
+    let mut tables: BTreeMap<String, Vec<DataFile>> = parent.as_ref().map(|m| m.tables.clone()).unwrap_or_default();
     let live_bc = tables.remove("breadcrumbs").unwrap_or_default();
     let mut new_bc: Vec<DataFile> = Vec::new();
     let mut staged: BTreeMap<String, String> = BTreeMap::new();
     let mut dates: std::collections::BTreeSet<NaiveDate> = by_date.keys().copied().collect();
     dates.extend(spilled.keys().copied());
-    let touched: std::collections::BTreeSet<String> =
-        dates.iter().map(|d| format!("service_date={d}")).collect();
-    let mut kept_bc: Vec<DataFile> = live_bc
-        .iter()
-        .filter(|f| !touched.contains(&f.partition))
-        .cloned()
-        .collect();
-    let jobs: Vec<(
-        NaiveDate,
-        Vec<RecordBatch>,
-        Vec<std::path::PathBuf>,
-        Vec<String>,
-    )> = dates
+    let touched: std::collections::BTreeSet<String> = dates.iter().map(|d| format!("service_date={d}")).collect();
+    let mut kept_bc: Vec<DataFile> = live_bc.iter().filter(|f| !touched.contains(&f.partition)).cloned().collect();
+    let jobs: Vec<(NaiveDate, Vec<RecordBatch>, Vec<std::path::PathBuf>, Vec<String>)> = dates
         .iter()
         .map(|d| {
             let part = format!("service_date={d}");
-            let live: Vec<String> = live_bc
-                .iter()
-                .filter(|f| f.partition == part)
-                .map(|f| f.path.clone())
-                .collect();
-            (
-                *d,
-                by_date.remove(d).unwrap_or_default(),
-                spilled.remove(d).unwrap_or_default(),
-                live,
-            )
+            let live: Vec<String> = live_bc.iter().filter(|f| f.partition == part).map(|f| f.path.clone()).collect();
+            (*d, by_date.remove(d).unwrap_or_default(), spilled.remove(d).unwrap_or_default(), live)
         })
         .collect();
-    let (file_rows, props) = (
-        cfg.file_rows,
-        writer_props(cfg.zstd_level, cfg.row_group_rows, true),
-    );
+    let (file_rows, props) = (cfg.file_rows, writer_props(cfg.zstd_level, cfg.row_group_rows, true));
     let mut merged = futures::stream::iter(jobs.into_iter().map(|(date, batches, runs, live)| {
         let props = props.clone();
         async move {
@@ -979,23 +692,13 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 let bytes = lake.get(&path).await?;
                 live_bytes.push((path, bytes));
             }
-            tokio::task::spawn_blocking(move || {
-                merge_date_files(date, live_bytes, runs, batches, file_rows, props)
-            })
-            .await
-            .map_err(|e| pq_err("merge", e))?
+            tokio::task::spawn_blocking(move || merge_date_files(date, live_bytes, runs, batches, file_rows, props)).await.map_err(|e| pq_err("merge", e))?
         }
     }))
     .buffer_unordered(crate::parallelism());
     let mut outs: Vec<DateOut> = Vec::new();
     while let Some(r) = merged.next().await {
-        let DateOut {
-            date,
-            files,
-            dups,
-            new_rows,
-            new_backwards,
-        } = r?;
+        let DateOut { date, files, dups, new_rows, new_backwards } = r?;
         // Upload as soon as a date is done so its bytes are not held.
         let part = format!("service_date={date}");
         for (n, (bytes, rows_in_file)) in files.into_iter().enumerate() {
@@ -1006,30 +709,16 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
             lake.put_create(&staged_key, Bytes::from(bytes)).await?;
             report.bytes_out += size;
             report.files_written += 1;
-            new_bc.push(DataFile {
-                path: final_key.clone(),
-                partition: part.clone(),
-                rows: rows_in_file,
-                bytes: size,
-            });
+            new_bc.push(DataFile { path: final_key.clone(), partition: part.clone(), rows: rows_in_file, bytes: size });
             staged.insert(staged_key, final_key);
         }
-        outs.push(DateOut {
-            date,
-            files: Vec::new(),
-            dups,
-            new_rows,
-            new_backwards,
-        });
+        outs.push(DateOut { date, files: Vec::new(), dups, new_rows, new_backwards });
     }
     drop(merged);
     outs.sort_by_key(|o| o.date);
     for out in outs {
         // meters_backwards depends on neighbours, so it is counted after the merge (new rows only).
-        *report
-            .flags_by_rule
-            .entry(rules::METERS_BACKWARDS.to_string())
-            .or_default() += out.new_backwards;
+        *report.flags_by_rule.entry(rules::METERS_BACKWARDS.to_string()).or_default() += out.new_backwards;
         report.rows_written += out.new_rows;
         for d in &out.dups {
             if let Some(c) = consumed_now.get_mut(&*d.raw_key) {
@@ -1043,23 +732,14 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     report.flags_by_rule.retain(|_, n| *n > 0);
 
     if !rejects.is_empty() {
-        rejects.sort_by(|a, b| {
-            (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset))
-        });
+        rejects.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
         for r in &rejects {
-            *report
-                .rejects_by_rule
-                .entry(r.rule.to_string())
-                .or_default() += 1;
+            *report.rejects_by_rule.entry(r.rule.to_string()).or_default() += 1;
         }
         report.rejects = rejects.len() as u64;
         let batch = rejects_to_batch(&rejects)?;
         let zl = cfg.zstd_level;
-        let bytes = tokio::task::spawn_blocking(move || {
-            write_parquet(&batch, writer_props(zl, 1 << 20, false))
-        })
-        .await
-        .map_err(|e| pq_err("writer", e))??;
+        let bytes = tokio::task::spawn_blocking(move || write_parquet(&batch, writer_props(zl, 1 << 20, false))).await.map_err(|e| pq_err("writer", e))??;
         let name = format!("part-{version:06}-{run_id}.parquet");
         let final_key = format!("standard/rejects/{name}");
         let staged_key = format!("{staging}/rejects/{name}");
@@ -1067,12 +747,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         lake.put_create(&staged_key, Bytes::from(bytes)).await?;
         report.bytes_out += size;
         report.files_written += 1;
-        tables.entry("rejects".into()).or_default().push(DataFile {
-            path: final_key.clone(),
-            partition: String::new(),
-            rows: rejects.len() as u64,
-            bytes: size,
-        });
+        tables.entry("rejects".into()).or_default().push(DataFile { path: final_key.clone(), partition: String::new(), rows: rejects.len() as u64, bytes: size });
         staged.insert(staged_key, final_key);
     }
     kept_bc.extend(new_bc);
@@ -1080,15 +755,9 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     report.live_files = kept_bc.len() as u64;
     tables.insert("breadcrumbs".into(), kept_bc);
 
-    let mut consumed_all = parent
-        .as_ref()
-        .map(|m| m.consumed.clone())
-        .unwrap_or_default();
+    let mut consumed_all = parent.as_ref().map(|m| m.consumed.clone()).unwrap_or_default();
     for (k, (records, rows, rj)) in consumed_now {
-        consumed_all.insert(
-            k,
-            serde_json::json!({"records": records, "rows": rows, "rejects": rj}),
-        );
+        consumed_all.insert(k, serde_json::json!({"records": records, "rows": rows, "rejects": rj}));
     }
     report.version = Some(version);
     report.duration_s = started.elapsed().as_secs_f64();
@@ -1118,14 +787,7 @@ mod tests {
         let payload = format!(
             r#"{{"EVENT_NO_TRIP":{trip},"VEHICLE_ID":{vehicle},"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":{act},"METERS":{meters},"GPS_LATITUDE":45.5,"GPS_LONGITUDE":-122.6}}"#
         );
-        Row {
-            bc: breadcrumb::parse(payload.as_bytes()).unwrap(),
-            topic: Arc::from("t"),
-            raw_key: Arc::from("raw/t/x"),
-            partition,
-            offset,
-            kafka_ts: Some(1),
-        }
+        Row { bc: breadcrumb::parse(payload.as_bytes()).unwrap(), topic: Arc::from("t"), raw_key: Arc::from("raw/t/x"), partition, offset, kafka_ts: Some(1) }
     }
 
     #[test]
@@ -1135,25 +797,10 @@ mod tests {
         r.bc.flags = vec![rules::HDOP_HIGH, rules::SATELLITES];
         r.bc.extra = Some("{\"X\":1}".into());
         let rows = vec![r, row(7, 8, 10, 11, 1, 3)];
-        let bytes =
-            write_parquet(&rows_to_batch(&rows).unwrap(), writer_props(3, 1024, true)).unwrap();
-        let back: Vec<Row> = read_parquet(Bytes::from(bytes), "t")
-            .unwrap()
-            .iter()
-            .flat_map(|b| rows_from_batch(b, d).unwrap())
-            .collect();
+        let bytes = write_parquet(&rows_to_batch(&rows).unwrap(), writer_props(3, 1024, true)).unwrap();
+        let back: Vec<Row> = read_parquet(Bytes::from(bytes), "t").unwrap().iter().flat_map(|b| rows_from_batch(b, d).unwrap()).collect();
         assert_eq!(back, rows);
-        let rj = vec![RejectRow {
-            topic: Arc::from("t"),
-            raw_key: Arc::from("k"),
-            partition: 0,
-            offset: 1,
-            kafka_ts: None,
-            service_date: None,
-            rule: rules::EMPTY,
-            message: "m".into(),
-            payload: vec![0xff],
-        }];
+        let rj = vec![RejectRow { topic: Arc::from("t"), raw_key: Arc::from("k"), partition: 0, offset: 1, kafka_ts: None, service_date: None, rule: rules::EMPTY, message: "m".into(), payload: vec![0xff] }];
         let b = rejects_to_batch(&rj).unwrap();
         assert_eq!(b.num_rows(), 1);
     }

@@ -25,10 +25,7 @@ use object_store::ObjectStoreExt;
 /// A random id for a run of `standard` or `reduce` (names its staging directory and files).
 pub fn new_run_id() -> String {
     use rand::Rng;
-    format!(
-        "{:012x}",
-        rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff
-    )
+    format!("{:012x}", rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff)
 }
 
 /// Errors of the commit protocol.
@@ -82,11 +79,7 @@ pub struct Manifest {
 impl Manifest {
     /// Every live file key.
     pub fn live(&self) -> BTreeSet<&str> {
-        self.tables
-            .values()
-            .flatten()
-            .map(|f| f.path.as_str())
-            .collect()
+        self.tables.values().flatten().map(|f| f.path.as_str()).collect()
     }
 }
 
@@ -100,10 +93,7 @@ pub struct Layer {
 impl Layer {
     /// The layer rooted at `root` (e.g. "standard").
     pub fn new(lake: Lake, root: &str) -> Self {
-        Self {
-            lake,
-            root: root.trim_end_matches('/').to_string(),
-        }
+        Self { lake, root: root.trim_end_matches('/').to_string() }
     }
 
     /// Layer root prefix.
@@ -128,36 +118,19 @@ impl Layer {
     /// The latest committed manifest, if any.
     pub async fn latest(&self) -> Result<Option<Manifest>, TableError> {
         let logs = self.lake.list(&format!("{}/_log/", self.root)).await?;
-        let Some((key, _)) = logs.iter().filter(|(k, _)| k.ends_with(".json")).max() else {
-            return Ok(None);
-        };
+        let Some((key, _)) = logs.iter().filter(|(k, _)| k.ends_with(".json")).max() else { return Ok(None) };
         Ok(self.lake.get_json(key).await?)
     }
 
     /// Commits `next` (whose version must be parent + 1), then publishes it.
-    pub async fn commit(
-        &self,
-        parent: Option<&Manifest>,
-        next: &Manifest,
-    ) -> Result<(), TableError> {
-        let json = serde_json::to_vec_pretty(next).map_err(|e| LakeError::Json {
-            key: self.log_key(next.version),
-            reason: e.to_string(),
-        })?;
-        if self
-            .lake
-            .put_create(&self.log_key(next.version), Bytes::from(json))
-            .await?
-            == Created::Existed
-        {
+    pub async fn commit(&self, parent: Option<&Manifest>, next: &Manifest) -> Result<(), TableError> {
+        let json = serde_json::to_vec_pretty(next).map_err(|e| LakeError::Json { key: self.log_key(next.version), reason: e.to_string() })?;
+        if self.lake.put_create(&self.log_key(next.version), Bytes::from(json)).await? == Created::Existed {
             // A retried put (the store acted, then the answer was lost) finds our own entry:
             // that is a commit, not a conflict — discarding the staging now would lose data.
             let theirs: Option<Manifest> = self.lake.get_json(&self.log_key(next.version)).await?;
             if theirs.is_none_or(|t| t.run_id != next.run_id) {
-                return Err(TableError::Conflict {
-                    layer: self.root.clone(),
-                    version: next.version,
-                });
+                return Err(TableError::Conflict { layer: self.root.clone(), version: next.version });
             }
         }
         crate::fault::point("after-commit");
@@ -172,18 +145,8 @@ impl Layer {
             if self.lake.exists(final_key).await? {
                 continue;
             }
-            let (from, to) = (
-                object_store::path::Path::from(staged.as_str()),
-                object_store::path::Path::from(final_key.as_str()),
-            );
-            store
-                .copy(&from, &to)
-                .await
-                .map_err(|source| LakeError::Store {
-                    op: "copy",
-                    key: final_key.clone(),
-                    source,
-                })?;
+            let (from, to) = (object_store::path::Path::from(staged.as_str()), object_store::path::Path::from(final_key.as_str()));
+            store.copy(&from, &to).await.map_err(|source| LakeError::Store { op: "copy", key: final_key.clone(), source })?;
         }
         crate::fault::point("after-publish");
         // Only clean up while this version is still the latest.
@@ -211,10 +174,7 @@ impl Layer {
         if let Some(m) = &latest {
             self.publish(None, m).await?;
         }
-        let live: BTreeSet<String> = latest
-            .as_ref()
-            .map(|m| m.live().into_iter().map(str::to_string).collect())
-            .unwrap_or_default();
+        let live: BTreeSet<String> = latest.as_ref().map(|m| m.live().into_iter().map(str::to_string).collect()).unwrap_or_default();
         for t in tables {
             for (k, _) in self.lake.list(&format!("{}/{t}/", self.root)).await? {
                 if k.ends_with(".parquet") && !live.contains(&k) {

@@ -59,100 +59,52 @@ pub struct OpenedObject {
 }
 
 /// Decrypts and decodes one object's bytes, checking its frames against the offsets in its key.
-pub fn open_object(
-    key: &str,
-    sealed: &[u8],
-    private_key: &RsaPrivateKey,
-) -> Result<OpenedObject, ReadError> {
-    let plaintext = envelope::open(sealed, private_key).map_err(|source| ReadError::Envelope {
-        key: key.into(),
-        source,
-    })?;
-    let content = |reason: String| ReadError::Content {
-        key: key.into(),
-        reason,
-    };
-    let (header, _) = envelope::read_header(sealed).map_err(|source| ReadError::Envelope {
-        key: key.into(),
-        source,
-    })?;
+pub fn open_object(key: &str, sealed: &[u8], private_key: &RsaPrivateKey) -> Result<OpenedObject, ReadError> {
+    let plaintext = envelope::open(sealed, private_key).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
+    let content = |reason: String| ReadError::Content { key: key.into(), reason };
+    let (header, _) = envelope::read_header(sealed).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
     if header.content != frames::CONTENT {
-        return Err(content(format!(
-            "unsupported content {:?} (this etl reads {})",
-            header.content,
-            frames::CONTENT
-        )));
+        return Err(content(format!("unsupported content {:?} (this etl reads {})", header.content, frames::CONTENT)));
     }
     let partition = raw_keys::parse_object(key).map_or(0, |(_, p, _, _)| p);
-    let frames: Vec<frames::OwnedFrame> = frames::decode(&plaintext, partition)
-        .collect::<Result<_, _>>()
-        .map_err(|e| content(e.to_string()))?;
+    let frames: Vec<frames::OwnedFrame> = frames::decode(&plaintext, partition).collect::<Result<_, _>>().map_err(|e| content(e.to_string()))?;
     if let Some((_, p, from, to)) = raw_keys::parse_object(key) {
         let mut prev = from - 1;
         for f in &frames {
             if f.partition != p {
-                return Err(content(format!(
-                    "frame at offset {} says partition {}, key says {p}",
-                    f.offset, f.partition
-                )));
+                return Err(content(format!("frame at offset {} says partition {}, key says {p}", f.offset, f.partition)));
             }
             if f.offset <= prev || f.offset > to {
-                return Err(content(format!(
-                    "offset {} out of order or outside {from}..={to}",
-                    f.offset
-                )));
+                return Err(content(format!("offset {} out of order or outside {from}..={to}", f.offset)));
             }
             prev = f.offset;
         }
         if prev != to {
-            return Err(content(format!(
-                "object ends at offset {prev}, key says {to}"
-            )));
+            return Err(content(format!("object ends at offset {prev}, key says {to}")));
         }
     }
-    Ok(OpenedObject {
-        key: key.into(),
-        sealed_bytes: sealed.len() as u64,
-        plaintext,
-        frames,
-    })
+    Ok(OpenedObject { key: key.into(), sealed_bytes: sealed.len() as u64, plaintext, frames })
 }
 
 /// Fetches and opens one object (decryption off the async runtime).
-pub async fn fetch_object(
-    lake: &Lake,
-    key: &str,
-    private_key: Arc<RsaPrivateKey>,
-) -> Result<OpenedObject, ReadError> {
+pub async fn fetch_object(lake: &Lake, key: &str, private_key: Arc<RsaPrivateKey>) -> Result<OpenedObject, ReadError> {
     let bytes = lake.get(key).await?;
     let key2 = key.to_string();
     tokio::task::spawn_blocking(move || open_object(&key2, &bytes, &private_key))
         .await
-        .map_err(|e| ReadError::Content {
-            key: key.into(),
-            reason: format!("decoder panicked: {e}"),
-        })?
+        .map_err(|e| ReadError::Content { key: key.into(), reason: format!("decoder panicked: {e}") })?
 }
 
 /// Every raw data object under `prefix` (a key, a topic, a partition prefix, or "raw/").
 pub async fn list_objects(lake: &Lake, prefix: &str) -> Result<Vec<(String, u64)>, LakeError> {
     let prefix = prefix.trim_start_matches('/');
-    let list_prefix = if prefix.starts_with("raw/") || prefix == "raw" {
-        prefix.to_string()
-    } else {
-        format!("raw/{prefix}")
-    };
+    let list_prefix = if prefix.starts_with("raw/") || prefix == "raw" { prefix.to_string() } else { format!("raw/{prefix}") };
     // A whole key lists as itself.
     let mut v = lake.list(&list_prefix).await?;
     if v.is_empty() {
         // Prefix may end mid-name (e.g. ".../partition=1/0000"): list the parent and filter.
         if let Some((dir, _)) = list_prefix.rsplit_once('/') {
-            v = lake
-                .list(dir)
-                .await?
-                .into_iter()
-                .filter(|(k, _)| k.starts_with(&list_prefix))
-                .collect();
+            v = lake.list(dir).await?.into_iter().filter(|(k, _)| k.starts_with(&list_prefix)).collect();
         }
     }
     v.retain(|(k, _)| raw_keys::parse_object(k).is_some());
@@ -160,12 +112,7 @@ pub async fn list_objects(lake: &Lake, prefix: &str) -> Result<Vec<(String, u64)
 }
 
 /// `etl cat`: writes every message of the matching objects as NDJSON.
-pub async fn cat(
-    lake: &Lake,
-    private_key: Arc<RsaPrivateKey>,
-    prefix: &str,
-    out: &mut dyn Write,
-) -> Result<u64, ReadError> {
+pub async fn cat(lake: &Lake, private_key: Arc<RsaPrivateKey>, prefix: &str, out: &mut dyn Write) -> Result<u64, ReadError> {
     let objects = list_objects(lake, prefix).await?;
     if objects.is_empty() {
         return Err(ReadError::NoMatch(prefix.into()));
@@ -237,26 +184,11 @@ pub struct VerifyReport {
 impl VerifyReport {
     /// Human summary.
     pub fn summary(&self) -> String {
-        let mut s = format!(
-            "verified {} objects, {} records, {:.1} MB: {} errors\n",
-            self.objects,
-            self.records,
-            self.bytes as f64 / 1e6,
-            self.errors.len()
-        );
+        let mut s = format!("verified {} objects, {} records, {:.1} MB: {} errors\n", self.objects, self.records, self.bytes as f64 / 1e6, self.errors.len());
         for (t, parts) in &self.topics {
             for (p, c) in parts {
-                s.push_str(&format!(
-                    "  {t} partition {p}: {} objects, {} records, next offset {}{}\n",
-                    c.objects,
-                    c.records,
-                    c.next_offset,
-                    if c.gaps.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", gaps {:?}", c.gaps)
-                    }
-                ));
+                s.push_str(&format!("  {t} partition {p}: {} objects, {} records, next offset {}{}\n", c.objects, c.records, c.next_offset,
+                    if c.gaps.is_empty() { String::new() } else { format!(", gaps {:?}", c.gaps) }));
             }
         }
         if let Some(r) = &self.standard {
@@ -265,10 +197,7 @@ impl VerifyReport {
                 r.version, r.raw_objects, r.total.raw_records, r.total.rows, r.total.rejects
             ));
             for (tp, b) in &r.partitions {
-                s.push_str(&format!(
-                    "  {tp}: {} raw records = {} rows + {} rejects\n",
-                    b.raw_records, b.rows, b.rejects
-                ));
+                s.push_str(&format!("  {tp}: {} raw records = {} rows + {} rejects\n", b.raw_records, b.rows, b.rejects));
             }
         }
         for e in &self.errors {
@@ -279,43 +208,22 @@ impl VerifyReport {
 }
 
 /// `etl verify`: checks the whole raw layer (or one topic).
-pub async fn verify(
-    lake: &Lake,
-    private_key: Arc<RsaPrivateKey>,
-    topic: Option<&str>,
-) -> Result<VerifyReport, LakeError> {
+pub async fn verify(lake: &Lake, private_key: Arc<RsaPrivateKey>, topic: Option<&str>) -> Result<VerifyReport, LakeError> {
     let mut report = VerifyReport::default();
     let topics: Vec<String> = match topic {
         Some(t) => vec![t.to_string()],
-        None => lake
-            .list_dirs("raw")
-            .await?
-            .into_iter()
-            .filter_map(|d| d.strip_prefix("raw/").map(str::to_string))
-            .collect(),
+        None => lake.list_dirs("raw").await?.into_iter().filter_map(|d| d.strip_prefix("raw/").map(str::to_string)).collect(),
     };
     for t in topics {
         let objects = list_objects(lake, &format!("raw/{t}/partition=")).await?;
         let claims = lake.list(&format!("raw/{t}/_claims/")).await?;
         let mut by_part: BTreeMap<i32, Vec<Claim>> = BTreeMap::new();
         for (k, _) in &claims {
-            let p = k
-                .split("partition=")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .and_then(|p| p.parse::<i32>().ok());
+            let p = k.split("partition=").nth(1).and_then(|r| r.split('/').next()).and_then(|p| p.parse::<i32>().ok());
             match (p, lake.get_json::<Claim>(k).await) {
                 (Some(p), Ok(Some(c))) => by_part.entry(p).or_default().push(c),
-                (p, Ok(_)) => report.errors.push(VerifyIssue {
-                    object: k.clone(),
-                    partition: p,
-                    error: "claim key is not in the layout".into(),
-                }),
-                (p, Err(e)) => report.errors.push(VerifyIssue {
-                    object: k.clone(),
-                    partition: p,
-                    error: e.to_string(),
-                }),
+                (p, Ok(_)) => report.errors.push(VerifyIssue { object: k.clone(), partition: p, error: "claim key is not in the layout".into() }),
+                (p, Err(e)) => report.errors.push(VerifyIssue { object: k.clone(), partition: p, error: e.to_string() }),
             }
         }
         let mut object_set: BTreeMap<(i32, i64), (String, i64)> = BTreeMap::new();
@@ -333,14 +241,7 @@ pub async fn verify(
             for c in &cs {
                 let ck = raw_keys::claim(&t, p, c.from);
                 if c.from != expect {
-                    report.errors.push(VerifyIssue {
-                        object: ck.clone(),
-                        partition: Some(p),
-                        error: format!(
-                            "chain broken: expected a range starting at {expect}, found {}..={}",
-                            c.from, c.to
-                        ),
-                    });
+                    report.errors.push(VerifyIssue { object: ck.clone(), partition: Some(p), error: format!("chain broken: expected a range starting at {expect}, found {}..={}", c.from, c.to) });
                 }
                 match c.kind {
                     ClaimKind::Gap => check.gaps.push((c.from, c.to)),
@@ -359,15 +260,8 @@ pub async fn verify(
             check.next_offset = expect;
             for ((op, from), (k, _)) in object_set.range((p, i64::MIN)..=(p, i64::MAX)) {
                 debug_assert_eq!(*op, p);
-                if !cs
-                    .iter()
-                    .any(|c| c.from == *from && c.kind == ClaimKind::Data)
-                {
-                    report.errors.push(VerifyIssue {
-                        object: k.clone(),
-                        partition: Some(p),
-                        error: "object has no claim".into(),
-                    });
+                if !cs.iter().any(|c| c.from == *from && c.kind == ClaimKind::Data) {
+                    report.errors.push(VerifyIssue { object: k.clone(), partition: Some(p), error: "object has no claim".into() });
                 }
             }
         }
@@ -391,11 +285,7 @@ pub async fn verify(
                         c.records += o.frames.len() as u64;
                     }
                 }
-                Err(e) => report.errors.push(VerifyIssue {
-                    object: k.clone(),
-                    partition: p,
-                    error: e.to_string(),
-                }),
+                Err(e) => report.errors.push(VerifyIssue { object: k.clone(), partition: p, error: e.to_string() }),
             }
         }
     }
@@ -431,40 +321,23 @@ pub struct Reconciliation {
 
 /// Checks that every raw record consumed by `standard` is exactly one row or one reject:
 /// counts come from the claims (raw side) and from the live Parquet files (standard side).
-pub async fn reconcile_standard(
-    lake: &Lake,
-) -> Result<Option<Reconciliation>, crate::standard::StandardError> {
+pub async fn reconcile_standard(lake: &Lake) -> Result<Option<Reconciliation>, crate::standard::StandardError> {
     use arrow::array::{Array, Int32Array, Int64Array, StringArray};
     let layer = crate::table::Layer::new(lake.clone(), "standard");
-    let Some(m) = layer.latest().await? else {
-        return Ok(None);
-    };
-    let mut rec = Reconciliation {
-        version: m.version,
-        raw_objects: m.consumed.len() as u64,
-        ..Default::default()
-    };
+    let Some(m) = layer.latest().await? else { return Ok(None) };
+    let mut rec = Reconciliation { version: m.version, raw_objects: m.consumed.len() as u64, ..Default::default() };
     // Raw side: the claim of each consumed object says how many records it holds.
     for key in m.consumed.keys() {
-        let Some((topic, p, from, _)) = raw_keys::parse_object(key) else {
-            continue;
-        };
+        let Some((topic, p, from, _)) = raw_keys::parse_object(key) else { continue };
         let claim: Option<Claim> = lake.get_json(&raw_keys::claim(&topic, p, from)).await?;
         let records = match claim {
             Some(c) => c.records,
             None => {
-                rec.errors.push(VerifyIssue {
-                    object: key.clone(),
-                    partition: Some(p),
-                    error: "consumed raw object has no claim".into(),
-                });
+                rec.errors.push(VerifyIssue { object: key.clone(), partition: Some(p), error: "consumed raw object has no claim".into() });
                 0
             }
         };
-        rec.partitions
-            .entry(format!("{topic}/{p}"))
-            .or_default()
-            .raw_records += records;
+        rec.partitions.entry(format!("{topic}/{p}")).or_default().raw_records += records;
     }
     // Standard side: lineage columns of every live file.
     let mut seen: std::collections::HashSet<(String, i32, i64)> = std::collections::HashSet::new();
@@ -473,57 +346,30 @@ pub async fn reconcile_standard(
             let bytes = match lake.get_opt(&f.path).await? {
                 Some(b) => b,
                 None => {
-                    rec.errors.push(VerifyIssue {
-                        object: f.path.clone(),
-                        partition: None,
-                        error: "live file listed in the manifest is missing".into(),
-                    });
+                    rec.errors.push(VerifyIssue { object: f.path.clone(), partition: None, error: "live file listed in the manifest is missing".into() });
                     continue;
                 }
             };
             let path = f.path.clone();
             let batches = tokio::task::spawn_blocking(move || {
-                let b =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-                let mask = parquet::arrow::ProjectionMask::columns(
-                    b.parquet_schema(),
-                    ["kafka_topic", "kafka_partition", "kafka_offset"],
-                );
-                b.with_projection(mask)
-                    .build()?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(parquet::errors::ParquetError::from)
+                let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+                let mask = parquet::arrow::ProjectionMask::columns(b.parquet_schema(), ["kafka_topic", "kafka_partition", "kafka_offset"]);
+                b.with_projection(mask).build()?.collect::<Result<Vec<_>, _>>().map_err(parquet::errors::ParquetError::from)
             })
             .await
-            .map_err(|e| crate::standard::StandardError::Parquet {
-                what: path.clone(),
-                reason: e.to_string(),
-            })?
-            .map_err(|e| crate::standard::StandardError::Parquet {
-                what: path.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| crate::standard::StandardError::Parquet { what: path.clone(), reason: e.to_string() })?
+            .map_err(|e| crate::standard::StandardError::Parquet { what: path.clone(), reason: e.to_string() })?;
             for b in batches {
                 let (Some(t), Some(p), Some(o)) = (
-                    b.column_by_name("kafka_topic")
-                        .and_then(|c| c.as_any().downcast_ref::<StringArray>()),
-                    b.column_by_name("kafka_partition")
-                        .and_then(|c| c.as_any().downcast_ref::<Int32Array>()),
-                    b.column_by_name("kafka_offset")
-                        .and_then(|c| c.as_any().downcast_ref::<Int64Array>()),
+                    b.column_by_name("kafka_topic").and_then(|c| c.as_any().downcast_ref::<StringArray>()),
+                    b.column_by_name("kafka_partition").and_then(|c| c.as_any().downcast_ref::<Int32Array>()),
+                    b.column_by_name("kafka_offset").and_then(|c| c.as_any().downcast_ref::<Int64Array>()),
                 ) else {
-                    rec.errors.push(VerifyIssue {
-                        object: f.path.clone(),
-                        partition: None,
-                        error: "lineage columns missing".into(),
-                    });
+                    rec.errors.push(VerifyIssue { object: f.path.clone(), partition: None, error: "lineage columns missing".into() });
                     continue;
                 };
                 for i in 0..b.num_rows() {
-                    let books = rec
-                        .partitions
-                        .entry(format!("{}/{}", t.value(i), p.value(i)))
-                        .or_default();
+                    let books = rec.partitions.entry(format!("{}/{}", t.value(i), p.value(i))).or_default();
                     if table == "rejects" {
                         books.rejects += 1;
                     } else {
@@ -533,12 +379,7 @@ pub async fn reconcile_standard(
                         rec.errors.push(VerifyIssue {
                             object: f.path.clone(),
                             partition: Some(p.value(i)),
-                            error: format!(
-                                "topic {} partition {} offset {} appears more than once",
-                                t.value(i),
-                                p.value(i),
-                                o.value(i)
-                            ),
+                            error: format!("topic {} partition {} offset {} appears more than once", t.value(i), p.value(i), o.value(i)),
                         });
                     }
                 }
@@ -553,10 +394,7 @@ pub async fn reconcile_standard(
             rec.errors.push(VerifyIssue {
                 object: format!("standard/ (partition {tp})"),
                 partition: tp.rsplit('/').next().and_then(|p| p.parse().ok()),
-                error: format!(
-                    "books do not balance: {} raw records but {} rows + {} rejects",
-                    b.raw_records, b.rows, b.rejects
-                ),
+                error: format!("books do not balance: {} raw records but {} rows + {} rejects", b.raw_records, b.rows, b.rejects),
             });
         }
     }

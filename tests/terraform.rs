@@ -36,11 +36,7 @@ fn files_with_ext(dir: &Path, exts: &[&str], recursive: bool) -> Vec<PathBuf> {
             if recursive {
                 out.extend(files_with_ext(&path, exts, true));
             }
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| exts.contains(&e))
-        {
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e)) {
             out.push(path);
         }
     }
@@ -54,8 +50,7 @@ fn load(dir: &Path) -> Body {
     assert!(!files.is_empty(), "no .tf files in {}", dir.display());
     let mut structures = Vec::new();
     for file in files {
-        let text =
-            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let body = hcl::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         structures.extend(body.into_inner());
     }
@@ -83,22 +78,14 @@ fn resources<'a>(body: &'a Body, ty: &str) -> Vec<(&'a str, &'a Body)> {
 }
 
 fn resource<'a>(body: &'a Body, ty: &str, name: &str) -> Option<&'a Body> {
-    resources(body, ty)
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| b)
+    resources(body, ty).into_iter().find(|(n, _)| *n == name).map(|(_, b)| b)
 }
 
 /// Every resource as ("type.name", body).
 fn all_resources(body: &Body) -> Vec<(String, &Body)> {
     body.blocks()
         .filter(|b| b.identifier() == "resource" && b.labels().len() == 2)
-        .map(|b| {
-            (
-                format!("{}.{}", b.labels()[0].as_str(), b.labels()[1].as_str()),
-                b.body(),
-            )
-        })
+        .map(|b| (format!("{}.{}", b.labels()[0].as_str(), b.labels()[1].as_str()), b.body()))
         .collect()
 }
 
@@ -108,10 +95,7 @@ fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
 
 /// Nested blocks with this identifier (not counting `dynamic` blocks).
 fn sub<'a>(body: &'a Body, ident: &str) -> Vec<&'a Body> {
-    body.blocks()
-        .filter(|b| b.identifier() == ident)
-        .map(Block::body)
-        .collect()
+    body.blocks().filter(|b| b.identifier() == ident).map(Block::body).collect()
 }
 
 /// Nested blocks along a path, e.g. `["blob_properties", "delete_retention_policy"]`.
@@ -192,18 +176,12 @@ fn num_attr(body: &Body, res: &Body, key: &str) -> Option<f64> {
 fn reference(text: &str, prefix: &str) -> Option<(String, Option<String>)> {
     let start = text.find(prefix)? + prefix.len();
     let rest = &text[start..];
-    let ident: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect();
+    let ident: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
     if ident.is_empty() {
         return None;
     }
     let after = &rest[ident.len()..];
-    let index = after
-        .strip_prefix("[\"")
-        .and_then(|s| s.split_once("\"]"))
-        .map(|(i, _)| i.to_string());
+    let index = after.strip_prefix("[\"").and_then(|s| s.split_once("\"]")).map(|(i, _)| i.to_string());
     Some((ident, index))
 }
 
@@ -231,9 +209,7 @@ struct Instance<'a> {
 
 impl Instance<'_> {
     fn text(&self, key: &str) -> String {
-        attr(self.body, key)
-            .map(|e| self.substitute(render(e)))
-            .unwrap_or_default()
+        attr(self.body, key).map(|e| self.substitute(render(e))).unwrap_or_default()
     }
 
     /// Substitutes `each.*`, then expands lookups of literal local objects
@@ -269,11 +245,7 @@ impl Instance<'_> {
 /// Resolves `local.x` (repeatedly) to the expression it names.
 fn resolve<'a>(body: &'a Body, mut expr: &'a Expression) -> &'a Expression {
     for _ in 0..8 {
-        match render(expr)
-            .trim()
-            .strip_prefix("local.")
-            .and_then(|name| local(body, name))
-        {
+        match render(expr).trim().strip_prefix("local.").and_then(|name| local(body, name)) {
             Some(e) => expr = e,
             None => break,
         }
@@ -284,14 +256,7 @@ fn resolve<'a>(body: &'a Body, mut expr: &'a Expression) -> &'a Expression {
 /// The instances of a resource: one per element of a statically known `for_each` (a literal
 /// list/set/object, possibly behind `local.x` and `toset(...)`), else one instance with key "*".
 fn instances<'a>(body: &'a Body, res: &'a Body) -> Vec<Instance<'a>> {
-    let single = || {
-        vec![Instance {
-            key: "*".into(),
-            root: body,
-            body: res,
-            subst: Vec::new(),
-        }]
-    };
+    let single = || vec![Instance { key: "*".into(), root: body, body: res, subst: Vec::new() }];
     let Some(for_each) = attr(res, "for_each") else {
         return single();
     };
@@ -309,10 +274,7 @@ fn instances<'a>(body: &'a Body, res: &'a Body) -> Vec<Instance<'a>> {
                     key: s.clone(),
                     root: body,
                     body: res,
-                    subst: vec![
-                        ("each.key".into(), format!("\"{s}\"")),
-                        ("each.value".into(), format!("\"{s}\"")),
-                    ],
+                    subst: vec![("each.key".into(), format!("\"{s}\"")), ("each.value".into(), format!("\"{s}\""))],
                 }),
                 _ => None,
             })
@@ -329,12 +291,7 @@ fn instances<'a>(body: &'a Body, res: &'a Body) -> Vec<Instance<'a>> {
                 }
                 subst.push(("each.value".into(), render(v)));
                 subst.push(("each.key".into(), format!("\"{key}\"")));
-                Instance {
-                    key,
-                    root: body,
-                    body: res,
-                    subst,
-                }
+                Instance { key, root: body, body: res, subst }
             })
             .collect(),
         _ => single(),
@@ -344,26 +301,14 @@ fn instances<'a>(body: &'a Body, res: &'a Body) -> Vec<Instance<'a>> {
 /// The layer a bucket/account belongs to, from its name's ending (`acme-raw`, `acmestandard`).
 fn layer_of_name(name: &str) -> Option<&'static str> {
     let name = name.trim_end_matches('"');
-    LAYERS
-        .into_iter()
-        .find(|l| name.ends_with(&format!("-{l}")) || name.ends_with(l))
+    LAYERS.into_iter().find(|l| name.ends_with(&format!("-{l}")) || name.ends_with(l))
 }
 
 /// (resource name, layer) of every storage resource of this type, by its name attribute.
-fn storage_layers<'a>(
-    body: &'a Body,
-    ty: &str,
-    name_attr: &str,
-) -> Vec<(&'a str, Option<&'static str>, &'a Body)> {
+fn storage_layers<'a>(body: &'a Body, ty: &str, name_attr: &str) -> Vec<(&'a str, Option<&'static str>, &'a Body)> {
     resources(body, ty)
         .into_iter()
-        .map(|(n, b)| {
-            (
-                n,
-                attr(b, name_attr).and_then(|e| layer_of_name(&render(e))),
-                b,
-            )
-        })
+        .map(|(n, b)| (n, attr(b, name_attr).and_then(|e| layer_of_name(&render(e))), b))
         .collect()
 }
 
@@ -389,10 +334,9 @@ fn one_per_layer<'a>(
             Some([one]) => {
                 out.insert(layer, *one);
             }
-            Some(many) if many.len() > 1 => v.push(format!(
-                "layers: {} {ty} resources for the {layer} layer",
-                many.len()
-            )),
+            Some(many) if many.len() > 1 => {
+                v.push(format!("layers: {} {ty} resources for the {layer} layer", many.len()))
+            }
             _ => v.push(format!("layers: no {ty} for the {layer} layer")),
         }
     }
@@ -403,10 +347,7 @@ fn one_per_layer<'a>(
 fn check_force_destroy(v: &mut Vec<String>, body: &Body, what: &str, res: &Body) {
     if let Some(e) = attr(res, "force_destroy") {
         if eval(body, e) != Some(Value::Bool(false)) {
-            v.push(format!(
-                "force-destroy: {what} has force_destroy = {} (must default to false)",
-                render(e).trim()
-            ));
+            v.push(format!("force-destroy: {what} has force_destroy = {} (must default to false)", render(e).trim()));
         }
     }
 }
@@ -453,21 +394,12 @@ fn gcp_violations(body: &Body) -> Vec<String> {
 
     for (name, _, b) in storage_layers(body, "google_storage_bucket", "name") {
         let what = format!("google_storage_bucket.{name}");
-        let layer = buckets
-            .iter()
-            .find(|(_, (n, _))| *n == name)
-            .map(|(l, _)| *l);
+        let layer = buckets.iter().find(|(_, (n, _))| *n == name).map(|(l, _)| *l);
         let class = str_attr(body, b, "storage_class").unwrap_or_else(|| "STANDARD".into());
         match layer {
-            Some("standard") if class != "STANDARD" => {
-                v.push(format!("hot-class: {what} is {class}, not STANDARD"))
-            }
-            Some("raw" | "archive")
-                if !["NEARLINE", "COLDLINE", "ARCHIVE"].contains(&class.as_str()) =>
-            {
-                v.push(format!(
-                    "cold-class: {what} is {class}, not NEARLINE/COLDLINE/ARCHIVE"
-                ))
+            Some("standard") if class != "STANDARD" => v.push(format!("hot-class: {what} is {class}, not STANDARD")),
+            Some("raw" | "archive") if !["NEARLINE", "COLDLINE", "ARCHIVE"].contains(&class.as_str()) => {
+                v.push(format!("cold-class: {what} is {class}, not NEARLINE/COLDLINE/ARCHIVE"))
             }
             _ => {}
         }
@@ -479,41 +411,24 @@ fn gcp_violations(body: &Body) -> Vec<String> {
         let actions: Vec<(String, Option<String>)> = rules
             .iter()
             .flat_map(|r| sub(r, "action"))
-            .map(|a| {
-                (
-                    str_attr(body, a, "type").unwrap_or_default(),
-                    str_attr(body, a, "storage_class"),
-                )
-            })
+            .map(|a| (str_attr(body, a, "type").unwrap_or_default(), str_attr(body, a, "storage_class")))
             .collect();
-        if !actions
-            .iter()
-            .any(|(t, _)| t == "AbortIncompleteMultipartUpload")
-        {
-            v.push(format!(
-                "multipart: {what} has no AbortIncompleteMultipartUpload lifecycle rule"
-            ));
+        if !actions.iter().any(|(t, _)| t == "AbortIncompleteMultipartUpload") {
+            v.push(format!("multipart: {what} has no AbortIncompleteMultipartUpload lifecycle rule"));
         }
         if matches!(layer, Some("raw" | "archive")) {
             for target in ["COLDLINE", "ARCHIVE"] {
-                if !actions
-                    .iter()
-                    .any(|(t, c)| t == "SetStorageClass" && c.as_deref() == Some(target))
-                {
+                if !actions.iter().any(|(t, c)| t == "SetStorageClass" && c.as_deref() == Some(target)) {
                     v.push(format!("lifecycle: {what} never moves objects to {target}"));
                 }
             }
         }
 
         if str_attr(body, b, "public_access_prevention").as_deref() != Some("enforced") {
-            v.push(format!(
-                "public-access: {what} does not set public_access_prevention = \"enforced\""
-            ));
+            v.push(format!("public-access: {what} does not set public_access_prevention = \"enforced\""));
         }
         if !is_true(body, b, "uniform_bucket_level_access") {
-            v.push(format!(
-                "uniform-access: {what} does not set uniform_bucket_level_access = true"
-            ));
+            v.push(format!("uniform-access: {what} does not set uniform_bucket_level_access = true"));
         }
         let soft_delete = sub(b, "soft_delete_policy")
             .iter()
@@ -524,28 +439,17 @@ fn gcp_violations(body: &Body) -> Vec<String> {
                 "soft-delete: {what} has no soft_delete_policy of at least 7 days (nor a retention_policy)"
             ));
         }
-        if !sub(b, "versioning")
-            .iter()
-            .any(|ver| is_true(body, ver, "enabled"))
+        if !sub(b, "versioning").iter().any(|ver| is_true(body, ver, "enabled"))
             && sub(b, "retention_policy").is_empty()
         {
-            v.push(format!(
-                "soft-delete: {what} has neither versioning nor a retention policy"
-            ));
+            v.push(format!("soft-delete: {what} has neither versioning nor a retention policy"));
         }
         check_force_destroy(&mut v, body, &what, b);
         check_tags(&mut v, b, &what, "labels");
     }
 
-    let providers: Vec<&Body> = body
-        .blocks()
-        .filter(|b| b.identifier() == "provider")
-        .map(Block::body)
-        .collect();
-    if !providers
-        .iter()
-        .any(|p| attr(p, "default_labels").is_some())
-    {
+    let providers: Vec<&Body> = body.blocks().filter(|b| b.identifier() == "provider").map(Block::body).collect();
+    if !providers.iter().any(|p| attr(p, "default_labels").is_some()) {
         v.push("labels: the google provider has no default_labels".into());
     }
 
@@ -567,30 +471,20 @@ fn gcp_member(text: &str) -> String {
     }
 }
 
-fn gcp_iam_violations(
-    body: &Body,
-    buckets: &BTreeMap<&'static str, (&str, &Body)>,
-    v: &mut Vec<String>,
-) {
+fn gcp_iam_violations(body: &Body, buckets: &BTreeMap<&'static str, (&str, &Body)>, v: &mut Vec<String>) {
     let bucket_layer: BTreeMap<&str, &str> = buckets.iter().map(|(l, (n, _))| (*n, *l)).collect();
 
     // Every IAM grant anywhere: no admin/owner roles, no public members, no project-level
     // grants to a stage or the scheduler.
     for (ty, res) in all_resources(body) {
-        let is_iam = ty.contains("_iam_member.")
-            || ty.contains("_iam_binding.")
-            || ty.contains("_iam_policy.");
+        let is_iam = ty.contains("_iam_member.") || ty.contains("_iam_binding.") || ty.contains("_iam_policy.");
         if !is_iam {
             continue;
         }
         for inst in instances(body, res) {
             let role = inst.text("role");
             if forbidden_role(&role) {
-                v.push(format!(
-                    "iam-admin: {ty}[{}] grants {}",
-                    inst.key,
-                    role.trim()
-                ));
+                v.push(format!("iam-admin: {ty}[{}] grants {}", inst.key, role.trim()));
             }
             let member = gcp_member(&format!("{} {}", inst.text("member"), inst.text("members")));
             if member == "public" {
@@ -626,18 +520,13 @@ fn gcp_iam_violations(
     ]
     .into();
     let mut granted = BTreeSet::new();
-    for ty in [
-        "google_storage_bucket_iam_member",
-        "google_storage_bucket_iam_binding",
-    ] {
+    for ty in ["google_storage_bucket_iam_member", "google_storage_bucket_iam_binding"] {
         for (name, res) in resources(body, ty) {
             for inst in instances(body, res) {
-                let stage =
-                    gcp_member(&format!("{} {}", inst.text("member"), inst.text("members")));
+                let stage = gcp_member(&format!("{} {}", inst.text("member"), inst.text("members")));
                 let role = inst.string("role").unwrap_or_else(|| inst.text("role"));
-                let bucket = reference(&inst.text("bucket"), "google_storage_bucket.")
-                    .map(|(n, _)| n)
-                    .unwrap_or_default();
+                let bucket =
+                    reference(&inst.text("bucket"), "google_storage_bucket.").map(|(n, _)| n).unwrap_or_default();
                 let layer = bucket_layer.get(bucket.as_str()).copied().unwrap_or("?");
                 if stage == "raw" && layer != "raw" {
                     v.push(format!(
@@ -657,18 +546,13 @@ fn gcp_iam_violations(
     }
     for (stage, layer, role) in &allowed {
         if !granted.contains(&(stage.to_string(), layer.to_string(), role.to_string())) {
-            v.push(format!(
-                "least-privilege: {stage} lacks {role} on the {layer} bucket it needs"
-            ));
+            v.push(format!("least-privilege: {stage} lacks {role} on the {layer} bucket it needs"));
         }
     }
 
     // The private key: only the standard identity may access it.
     let mut private_key_readers = BTreeSet::new();
-    for ty in [
-        "google_secret_manager_secret_iam_member",
-        "google_secret_manager_secret_iam_binding",
-    ] {
+    for ty in ["google_secret_manager_secret_iam_member", "google_secret_manager_secret_iam_binding"] {
         for (name, res) in resources(body, ty) {
             for inst in instances(body, res) {
                 if !inst.text("secret_id").contains("private_key") {
@@ -694,9 +578,7 @@ fn gcp_iam_violations(
         for inst in instances(body, res) {
             if gcp_member(&inst.text("member")) == "scheduler" {
                 let role = inst.string("role").unwrap_or_default();
-                if role != "roles/run.invoker"
-                    || !ty.starts_with("google_cloud_run_v2_job_iam_member.")
-                {
+                if role != "roles/run.invoker" || !ty.starts_with("google_cloud_run_v2_job_iam_member.") {
                     v.push(format!("scheduler: {ty} gives the scheduler {role} (only roles/run.invoker on the jobs)"));
                 }
             }
@@ -711,9 +593,7 @@ fn gcp_scheduling_violations(body: &Body, v: &mut Vec<String>) {
         .collect();
     for stage in STAGES {
         if !jobs.contains(stage) {
-            v.push(format!(
-                "scheduling: no Cloud Run job for the {stage} stage"
-            ));
+            v.push(format!("scheduling: no Cloud Run job for the {stage} stage"));
         }
     }
     let schedulers = resources(body, "google_cloud_scheduler_job");
@@ -748,9 +628,7 @@ fn gcp_bigquery_violations(body: &Body, v: &mut Vec<String>) {
     let mut layers = BTreeSet::new();
     for (name, res) in tables {
         // What the tables are made of: the hive prefix, and the for_each source it is filled from.
-        let mut text = attr(res, "for_each")
-            .map(|e| render(resolve(body, e)))
-            .unwrap_or_default();
+        let mut text = attr(res, "for_each").map(|e| render(resolve(body, e))).unwrap_or_default();
         for ext in sub(res, "external_data_configuration") {
             let hive = sub(ext, "hive_partitioning_options");
             let ok = hive.iter().any(|h| {
@@ -765,18 +643,14 @@ fn gcp_bigquery_violations(body: &Body, v: &mut Vec<String>) {
             }
         }
         for layer in ["standard", "archive"] {
-            if text.contains(&format!("google_storage_bucket.{layer}"))
-                && text.contains(&format!("\"{layer}\""))
-            {
+            if text.contains(&format!("google_storage_bucket.{layer}")) && text.contains(&format!("\"{layer}\"")) {
                 layers.insert(layer);
             }
         }
     }
     for layer in ["standard", "archive"] {
         if !layers.contains(layer) {
-            v.push(format!(
-                "bigquery: no external table over the {layer} layer"
-            ));
+            v.push(format!("bigquery: no external table over the {layer} layer"));
         }
     }
 }
@@ -787,19 +661,14 @@ fn gcp_bigquery_violations(body: &Body, v: &mut Vec<String>) {
 /// The S3 bucket resource names a satellite resource covers: its own `bucket` reference, or
 /// every bucket of a `for_each` over a local object of buckets.
 fn aws_covered_buckets(body: &Body, res: &Body) -> Vec<String> {
-    instances(body, res)
-        .iter()
-        .flat_map(|i| references(&i.text("bucket"), "aws_s3_bucket."))
-        .map(|(n, _)| n)
-        .collect()
+    instances(body, res).iter().flat_map(|i| references(&i.text("bucket"), "aws_s3_bucket.")).map(|(n, _)| n).collect()
 }
 
 /// Violations of the AWS invariants.
 fn aws_violations(body: &Body) -> Vec<String> {
     let mut v = Vec::new();
     one_per_layer(&mut v, body, "aws_s3_bucket", "bucket");
-    let all_buckets: Vec<(&str, Option<&str>, &Body)> =
-        storage_layers(body, "aws_s3_bucket", "bucket");
+    let all_buckets: Vec<(&str, Option<&str>, &Body)> = storage_layers(body, "aws_s3_bucket", "bucket");
 
     let covered = |ty: &str, check: &dyn Fn(&Body) -> bool| -> BTreeSet<String> {
         resources(body, ty)
@@ -809,14 +678,9 @@ fn aws_violations(body: &Body) -> Vec<String> {
             .collect()
     };
     let pab = covered("aws_s3_bucket_public_access_block", &|r| {
-        [
-            "block_public_acls",
-            "block_public_policy",
-            "ignore_public_acls",
-            "restrict_public_buckets",
-        ]
-        .iter()
-        .all(|k| is_true(body, r, k))
+        ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"]
+            .iter()
+            .all(|k| is_true(body, r, k))
     });
     let owner_enforced = covered("aws_s3_bucket_ownership_controls", &|r| {
         sub(r, "rule").iter().any(
@@ -831,49 +695,28 @@ fn aws_violations(body: &Body) -> Vec<String> {
     let tls_only = covered("aws_s3_bucket_policy", &|r| {
         // The policy document it uses denies requests without TLS.
         let text = attr(r, "policy").map(render).unwrap_or_default();
-        references(&text, "data.aws_iam_policy_document.")
-            .iter()
-            .any(|(doc, _)| {
-                labelled(body, "data", "aws_iam_policy_document")
-                    .iter()
-                    .any(|(n, d)| {
-                        n == doc && sub(d, "statement").iter().any(|s| {
-                            matches!(attr(s, "effect"), Some(Expression::String(e)) if e == "Deny")
-                                && sub(s, "condition").iter().any(|c| {
-                                    attr(c, "variable")
-                                        .map(render)
-                                        .unwrap_or_default()
-                                        .contains("aws:SecureTransport")
-                                        && attr(c, "values")
-                                            .map(render)
-                                            .unwrap_or_default()
-                                            .contains("false")
-                                })
-                        })
+        references(&text, "data.aws_iam_policy_document.").iter().any(|(doc, _)| {
+            labelled(body, "data", "aws_iam_policy_document").iter().any(|(n, d)| {
+                n == doc
+                    && sub(d, "statement").iter().any(|s| {
+                        matches!(attr(s, "effect"), Some(Expression::String(e)) if e == "Deny")
+                            && sub(s, "condition").iter().any(|c| {
+                                attr(c, "variable").map(render).unwrap_or_default().contains("aws:SecureTransport")
+                                    && attr(c, "values").map(render).unwrap_or_default().contains("false")
+                            })
                     })
             })
+        })
     });
 
     for (name, layer, b) in &all_buckets {
         let what = format!("aws_s3_bucket.{name}");
         let name = name.to_string();
         for (set, rule, detail) in [
-            (
-                &pab,
-                "public-access",
-                "no public access block with all four settings true",
-            ),
-            (
-                &owner_enforced,
-                "uniform-access",
-                "no ownership controls with BucketOwnerEnforced (ACLs disabled)",
-            ),
+            (&pab, "public-access", "no public access block with all four settings true"),
+            (&owner_enforced, "uniform-access", "no ownership controls with BucketOwnerEnforced (ACLs disabled)"),
             (&versioned, "soft-delete", "no versioning"),
-            (
-                &tls_only,
-                "tls-only",
-                "no bucket policy denying aws:SecureTransport = false",
-            ),
+            (&tls_only, "tls-only", "no bucket policy denying aws:SecureTransport = false"),
         ] {
             if !set.contains(&name) {
                 v.push(format!("{rule}: {what} has {detail}"));
@@ -890,22 +733,11 @@ fn aws_violations(body: &Body) -> Vec<String> {
             v.push(format!("lifecycle: {what} has no lifecycle configuration"));
         }
         let rules: Vec<&Body> = lifecycles.iter().flat_map(|l| sub(l, "rule")).collect();
-        if !rules
-            .iter()
-            .any(|r| !sub(r, "abort_incomplete_multipart_upload").is_empty())
-        {
-            v.push(format!(
-                "multipart: {what} does not abort incomplete multipart uploads"
-            ));
+        if !rules.iter().any(|r| !sub(r, "abort_incomplete_multipart_upload").is_empty()) {
+            v.push(format!("multipart: {what} does not abort incomplete multipart uploads"));
         }
-        if !lifecycles.is_empty()
-            && !rules
-                .iter()
-                .any(|r| !sub(r, "noncurrent_version_expiration").is_empty())
-        {
-            v.push(format!(
-                "soft-delete: {what} never expires noncurrent versions"
-            ));
+        if !lifecycles.is_empty() && !rules.iter().any(|r| !sub(r, "noncurrent_version_expiration").is_empty()) {
+            v.push(format!("soft-delete: {what} never expires noncurrent versions"));
         }
         let classes: Vec<String> = rules
             .iter()
@@ -913,9 +745,7 @@ fn aws_violations(body: &Body) -> Vec<String> {
             .filter_map(|t| str_attr(body, t, "storage_class"))
             .collect();
         let cold = classes.iter().any(|c| c == "STANDARD_IA")
-            && classes
-                .iter()
-                .any(|c| c.starts_with("GLACIER") || c == "DEEP_ARCHIVE");
+            && classes.iter().any(|c| c.starts_with("GLACIER") || c == "DEEP_ARCHIVE");
         match layer {
             Some("raw" | "archive") if !cold => v.push(format!(
                 "cold-class: {what} does not transition to STANDARD_IA and a Glacier class (has {classes:?})"
@@ -928,16 +758,8 @@ fn aws_violations(body: &Body) -> Vec<String> {
     }
 
     // Tags on everything: the provider's default_tags.
-    let providers: Vec<&Body> = body
-        .blocks()
-        .filter(|b| b.identifier() == "provider")
-        .map(Block::body)
-        .collect();
-    if !providers.iter().any(|p| {
-        sub(p, "default_tags")
-            .iter()
-            .any(|d| attr(d, "tags").is_some())
-    }) {
+    let providers: Vec<&Body> = body.blocks().filter(|b| b.identifier() == "provider").map(Block::body).collect();
+    if !providers.iter().any(|p| sub(p, "default_tags").iter().any(|d| attr(d, "tags").is_some())) {
         v.push("labels: the aws provider has no default_tags".into());
     }
 
@@ -961,10 +783,9 @@ fn aws_statements(body: &Body) -> Vec<Statement> {
     for (name, doc) in labelled(body, "data", "aws_iam_policy_document") {
         for s in sub(doc, "statement") {
             let actions = match attr(s, "actions") {
-                Some(Expression::Array(items)) => items
-                    .iter()
-                    .map(|a| render(a).trim().trim_matches('"').to_string())
-                    .collect(),
+                Some(Expression::Array(items)) => {
+                    items.iter().map(|a| render(a).trim().trim_matches('"').to_string()).collect()
+                }
                 Some(e) => vec![render(e)],
                 None => Vec::new(),
             };
@@ -979,17 +800,12 @@ fn aws_statements(body: &Body) -> Vec<Statement> {
     fn walk(source: &str, e: &Expression, out: &mut Vec<Statement>) {
         match e {
             Expression::Object(obj) => {
-                let get = |k: &str| {
-                    obj.iter()
-                        .find(|(key, _)| key_str(key) == k)
-                        .map(|(_, v)| v)
-                };
+                let get = |k: &str| obj.iter().find(|(key, _)| key_str(key) == k).map(|(_, v)| v);
                 if let (Some(effect), Some(action)) = (get("Effect"), get("Action")) {
                     let actions = match action {
-                        Expression::Array(items) => items
-                            .iter()
-                            .map(|a| render(a).trim().trim_matches('"').to_string())
-                            .collect(),
+                        Expression::Array(items) => {
+                            items.iter().map(|a| render(a).trim().trim_matches('"').to_string()).collect()
+                        }
                         other => vec![render(other).trim().trim_matches('"').to_string()],
                     };
                     out.push(Statement {
@@ -1028,8 +844,8 @@ fn aws_iam_violations(body: &Body, v: &mut Vec<String>) {
     let mut attached: Vec<(String, String, String)> = Vec::new(); // (role kind, stage, policy source)
     for (name, res) in resources(body, "aws_iam_role_policy") {
         for inst in instances(body, res) {
-            let role = reference(&inst.text("role"), "aws_iam_role.")
-                .map(|(kind, idx)| (kind.clone(), idx.unwrap_or(kind)));
+            let role =
+                reference(&inst.text("role"), "aws_iam_role.").map(|(kind, idx)| (kind.clone(), idx.unwrap_or(kind)));
             let policy = inst.text("policy");
             let source = reference(&policy, "data.aws_iam_policy_document.")
                 .map(|(d, _)| format!("data.aws_iam_policy_document.{d}"))
@@ -1051,39 +867,24 @@ fn aws_iam_violations(body: &Body, v: &mut Vec<String>) {
 
     // The private key: only policies attached to standard's roles name the secret.
     let mut standard_reads_key = false;
-    for s in statements.iter().filter(|s| {
-        s.allow
-            && s.resources
-                .contains("aws_secretsmanager_secret.private_key")
-    }) {
-        let holders: Vec<String> = attached
-            .iter()
-            .filter(|(_, _, src)| *src == s.source)
-            .map(|(k, st, _)| stage_of(k, st))
-            .collect();
+    for s in statements.iter().filter(|s| s.allow && s.resources.contains("aws_secretsmanager_secret.private_key")) {
+        let holders: Vec<String> =
+            attached.iter().filter(|(_, _, src)| *src == s.source).map(|(k, st, _)| stage_of(k, st)).collect();
         for h in &holders {
             if h == "standard" {
                 standard_reads_key = true;
             } else {
-                v.push(format!(
-                    "raw-private-key: {} (attached to {h}) grants the private key secret",
-                    s.source
-                ));
+                v.push(format!("raw-private-key: {} (attached to {h}) grants the private key secret", s.source));
             }
         }
     }
     if !standard_reads_key {
-        v.push(
-            "least-privilege: no policy lets the standard stage read the private key secret".into(),
-        );
+        v.push("least-privilege: no policy lets the standard stage read the private key secret".into());
     }
 
     // The raw stage: its policies touch only the raw bucket, and never delete.
-    let raw_sources: BTreeSet<&String> = attached
-        .iter()
-        .filter(|(k, st, _)| stage_of(k, st) == "raw")
-        .map(|(_, _, src)| src)
-        .collect();
+    let raw_sources: BTreeSet<&String> =
+        attached.iter().filter(|(k, st, _)| stage_of(k, st) == "raw").map(|(_, _, src)| src).collect();
     if raw_sources.is_empty() {
         v.push("least-privilege: no policy is attached to a raw role".into());
     }
@@ -1091,57 +892,30 @@ fn aws_iam_violations(body: &Body, v: &mut Vec<String>) {
         .into_iter()
         .filter_map(|(n, l, _)| l.map(|l| (n.to_string(), l)))
         .collect();
-    for s in statements
-        .iter()
-        .filter(|s| s.allow && raw_sources.contains(&s.source))
-    {
+    for s in statements.iter().filter(|s| s.allow && raw_sources.contains(&s.source)) {
         for (bucket, _) in references(&s.resources, "aws_s3_bucket.") {
             if layer_of_bucket.get(&bucket).copied() != Some("raw") {
-                v.push(format!(
-                    "raw-isolation: {} lets the raw stage use aws_s3_bucket.{bucket}",
-                    s.source
-                ));
+                v.push(format!("raw-isolation: {} lets the raw stage use aws_s3_bucket.{bucket}", s.source));
             }
         }
-        if s.resources
-            .trim()
-            .trim_matches(|c| c == '[' || c == ']')
-            .trim()
-            .trim_matches('"')
-            == "*"
+        if s.resources.trim().trim_matches(|c| c == '[' || c == ']').trim().trim_matches('"') == "*"
             && s.actions.iter().any(|a| a.starts_with("s3:"))
         {
-            v.push(format!(
-                "raw-isolation: {} lets the raw stage use every bucket",
-                s.source
-            ));
+            v.push(format!("raw-isolation: {} lets the raw stage use every bucket", s.source));
         }
-        if s.actions.iter().any(|a| {
-            a == "s3:DeleteObject"
-                || a == "s3:DeleteObjectVersion"
-                || a.starts_with("secretsmanager:")
-        }) {
-            v.push(format!(
-                "raw-isolation: {} lets the raw stage {:?}",
-                s.source, s.actions
-            ));
+        if s.actions
+            .iter()
+            .any(|a| a == "s3:DeleteObject" || a == "s3:DeleteObjectVersion" || a.starts_with("secretsmanager:"))
+        {
+            v.push(format!("raw-isolation: {} lets the raw stage {:?}", s.source, s.actions));
         }
     }
 
     // The scheduler role: only ecs:RunTask and iam:PassRole.
     for s in statements.iter().filter(|s| s.allow) {
-        let on_scheduler = attached
-            .iter()
-            .any(|(k, _, src)| k == "scheduler" && *src == s.source);
-        if on_scheduler
-            && s.actions
-                .iter()
-                .any(|a| a != "ecs:RunTask" && a != "iam:PassRole")
-        {
-            v.push(format!(
-                "scheduler: {} gives the scheduler {:?}",
-                s.source, s.actions
-            ));
+        let on_scheduler = attached.iter().any(|(k, _, src)| k == "scheduler" && *src == s.source);
+        if on_scheduler && s.actions.iter().any(|a| a != "ecs:RunTask" && a != "iam:PassRole") {
+            v.push(format!("scheduler: {} gives the scheduler {:?}", s.source, s.actions));
         }
     }
 }
@@ -1153,9 +927,7 @@ fn aws_scheduling_violations(body: &Body, v: &mut Vec<String>) {
         .collect();
     for stage in STAGES {
         if !task_defs.contains(stage) {
-            v.push(format!(
-                "scheduling: no ECS task definition for the {stage} stage"
-            ));
+            v.push(format!("scheduling: no ECS task definition for the {stage} stage"));
         }
     }
     let schedules = resources(body, "aws_scheduler_schedule");
@@ -1193,18 +965,14 @@ fn azure_violations(body: &Body) -> Vec<String> {
         let what = format!("azurerm_storage_account.{name}");
         let tier = str_attr(body, b, "access_tier").unwrap_or_else(|| "Hot".into());
         match layer {
-            Some("standard") if tier != "Hot" => {
-                v.push(format!("hot-class: {what} is {tier}, not Hot"))
-            }
+            Some("standard") if tier != "Hot" => v.push(format!("hot-class: {what} is {tier}, not Hot")),
             Some("raw" | "archive") if tier != "Cool" && tier != "Cold" => {
                 v.push(format!("cold-class: {what} is {tier}, not Cool"))
             }
             _ => {}
         }
         if !is_false(body, b, "allow_nested_items_to_be_public") {
-            v.push(format!(
-                "public-access: {what} does not set allow_nested_items_to_be_public = false"
-            ));
+            v.push(format!("public-access: {what} does not set allow_nested_items_to_be_public = false"));
         }
         if !is_false(body, b, "shared_access_key_enabled") {
             v.push(format!("uniform-access: {what} allows shared keys (RBAC only: shared_access_key_enabled = false)"));
@@ -1213,44 +981,26 @@ fn azure_violations(body: &Body) -> Vec<String> {
             v.push(format!("tls-only: {what} does not require TLS 1.2"));
         }
         if !is_true(body, b, "https_traffic_only_enabled") {
-            v.push(format!(
-                "tls-only: {what} does not set https_traffic_only_enabled = true"
-            ));
+            v.push(format!("tls-only: {what} does not set https_traffic_only_enabled = true"));
         }
-        let days = |p: &[&str]| {
-            path(b, p)
-                .iter()
-                .filter_map(|r| num_attr(body, r, "days"))
-                .fold(0.0, f64::max)
-        };
+        let days = |p: &[&str]| path(b, p).iter().filter_map(|r| num_attr(body, r, "days")).fold(0.0, f64::max);
         if days(&["blob_properties", "delete_retention_policy"]) < 7.0 {
-            v.push(format!(
-                "soft-delete: {what} keeps deleted blobs less than 7 days"
-            ));
+            v.push(format!("soft-delete: {what} keeps deleted blobs less than 7 days"));
         }
         if days(&["blob_properties", "container_delete_retention_policy"]) < 7.0 {
-            v.push(format!(
-                "soft-delete: {what} keeps deleted containers less than 7 days"
-            ));
+            v.push(format!("soft-delete: {what} keeps deleted containers less than 7 days"));
         }
-        if !path(b, &["blob_properties"])
-            .iter()
-            .any(|p| is_true(body, p, "versioning_enabled"))
-        {
+        if !path(b, &["blob_properties"]).iter().any(|p| is_true(body, p, "versioning_enabled")) {
             v.push(format!("soft-delete: {what} has no blob versioning"));
         }
-        let managed = resources(body, "azurerm_storage_management_policy")
-            .iter()
-            .any(|(_, p)| {
-                attr(p, "storage_account_id")
-                    .map(render)
-                    .unwrap_or_default()
-                    .contains(&format!("azurerm_storage_account.{name}."))
-            });
+        let managed = resources(body, "azurerm_storage_management_policy").iter().any(|(_, p)| {
+            attr(p, "storage_account_id")
+                .map(render)
+                .unwrap_or_default()
+                .contains(&format!("azurerm_storage_account.{name}."))
+        });
         if !managed {
-            v.push(format!(
-                "lifecycle: {what} has no storage management policy"
-            ));
+            v.push(format!("lifecycle: {what} has no storage management policy"));
         }
         let containers: Vec<&Body> = resources(body, "azurerm_storage_container")
             .into_iter()
@@ -1258,27 +1008,18 @@ fn azure_violations(body: &Body) -> Vec<String> {
             .filter(|c| {
                 let t = format!(
                     "{} {}",
-                    attr(c, "storage_account_id")
-                        .map(render)
-                        .unwrap_or_default(),
-                    attr(c, "storage_account_name")
-                        .map(render)
-                        .unwrap_or_default()
+                    attr(c, "storage_account_id").map(render).unwrap_or_default(),
+                    attr(c, "storage_account_name").map(render).unwrap_or_default()
                 );
                 t.contains(&format!("azurerm_storage_account.{name}."))
             })
             .collect();
         if containers.len() != 1 {
-            v.push(format!(
-                "layers: {what} has {} containers (one private container per layer)",
-                containers.len()
-            ));
+            v.push(format!("layers: {what} has {} containers (one private container per layer)", containers.len()));
         }
         for c in containers {
             if str_attr(body, c, "container_access_type").as_deref() != Some("private") {
-                v.push(format!(
-                    "public-access: the container of {what} is not private"
-                ));
+                v.push(format!("public-access: the container of {what} is not private"));
             }
         }
         check_tags(&mut v, b, &what, "tags");
@@ -1290,9 +1031,7 @@ fn azure_violations(body: &Body) -> Vec<String> {
             for key in ["actions", "data_actions"] {
                 let text = attr(p, key).map(render).unwrap_or_default();
                 if text.contains('*') {
-                    v.push(format!(
-                        "wildcard-action: azurerm_role_definition.{name} {key} has a wildcard"
-                    ));
+                    v.push(format!("wildcard-action: azurerm_role_definition.{name} {key} has a wildcard"));
                 }
             }
         }
@@ -1301,12 +1040,9 @@ fn azure_violations(body: &Body) -> Vec<String> {
         let def = reference(role_text, "azurerm_role_definition.").map(|(n, _)| n);
         def.and_then(|d| resource(body, "azurerm_role_definition", &d))
             .map(|d| {
-                sub(d, "permissions").iter().any(|p| {
-                    attr(p, "data_actions")
-                        .map(render)
-                        .unwrap_or_default()
-                        .contains("/delete")
-                })
+                sub(d, "permissions")
+                    .iter()
+                    .any(|p| attr(p, "data_actions").map(render).unwrap_or_default().contains("/delete"))
             })
             .unwrap_or(role_text.contains("Contributor") || role_text.contains("Owner"))
     };
@@ -1315,17 +1051,10 @@ fn azure_violations(body: &Body) -> Vec<String> {
     let mut private_key_readers = BTreeSet::new();
     for (name, res) in resources(body, "azurerm_role_assignment") {
         for inst in instances(body, res) {
-            let role = format!(
-                "{} {}",
-                inst.text("role_definition_name"),
-                inst.text("role_definition_id")
-            );
+            let role = format!("{} {}", inst.text("role_definition_name"), inst.text("role_definition_id"));
             let role_name = inst.string("role_definition_name").unwrap_or_default();
             if forbidden_role(&role_name) {
-                v.push(format!(
-                    "iam-admin: azurerm_role_assignment.{name}[{}] assigns {role_name}",
-                    inst.key
-                ));
+                v.push(format!("iam-admin: azurerm_role_assignment.{name}[{}] assigns {role_name}", inst.key));
             }
             let principal = inst.text("principal_id");
             let stage = reference(&principal, "azurerm_user_assigned_identity.")
@@ -1335,9 +1064,7 @@ fn azure_violations(body: &Body) -> Vec<String> {
             let what = format!("azurerm_role_assignment.{name}[{}]", inst.key);
             if scope.contains("azurerm_key_vault.") {
                 if stage != "standard" {
-                    v.push(format!(
-                        "raw-private-key: {what} gives {stage} access to the key vault"
-                    ));
+                    v.push(format!("raw-private-key: {what} gives {stage} access to the key vault"));
                 } else if !scope.contains("/secrets/") {
                     v.push(format!("least-privilege: {what} scopes the standard identity to the whole key vault"));
                 } else {
@@ -1353,8 +1080,7 @@ fn azure_violations(body: &Body) -> Vec<String> {
                     .first()
                     .and_then(|(n, _)| layer_of.get(n).copied())
                     .unwrap_or("?");
-                let writes =
-                    deletes(&role) || role.contains("writer") || role.contains("Contributor");
+                let writes = deletes(&role) || role.contains("writer") || role.contains("Contributor");
                 let ok = match stage.as_str() {
                     "raw" => layer == "raw" && !deletes(&role),
                     "standard" => layer == "raw" && !writes || layer == "standard",
@@ -1363,15 +1089,8 @@ fn azure_violations(body: &Body) -> Vec<String> {
                     _ => false,
                 };
                 if !ok {
-                    let rule = if stage == "raw" {
-                        "raw-isolation"
-                    } else {
-                        "least-privilege"
-                    };
-                    v.push(format!(
-                        "{rule}: {what} gives {stage} {} on the {layer} container",
-                        role.trim()
-                    ));
+                    let rule = if stage == "raw" { "raw-isolation" } else { "least-privilege" };
+                    v.push(format!("{rule}: {what} gives {stage} {} on the {layer} container", role.trim()));
                 }
             } else if !scope.contains("registry_id") {
                 v.push(format!(
@@ -1386,19 +1105,12 @@ fn azure_violations(body: &Body) -> Vec<String> {
     }
 
     // Scheduling: one Container Apps job per stage with a cron or manual trigger.
-    let jobs: Vec<&Body> = resources(body, "azurerm_container_app_job")
-        .into_iter()
-        .map(|(_, j)| j)
-        .collect();
-    let job_stages: BTreeSet<String> = jobs
-        .iter()
-        .flat_map(|j| instances(body, j).into_iter().map(|i| i.key))
-        .collect();
+    let jobs: Vec<&Body> = resources(body, "azurerm_container_app_job").into_iter().map(|(_, j)| j).collect();
+    let job_stages: BTreeSet<String> =
+        jobs.iter().flat_map(|j| instances(body, j).into_iter().map(|i| i.key)).collect();
     for stage in STAGES {
         if !job_stages.contains(stage) {
-            v.push(format!(
-                "scheduling: no Container Apps job for the {stage} stage"
-            ));
+            v.push(format!("scheduling: no Container Apps job for the {stage} stage"));
         }
     }
     for j in jobs {
@@ -1413,14 +1125,11 @@ fn azure_violations(body: &Body) -> Vec<String> {
     }
 
     // The resource group cannot be deleted with resources in it (Azure's force_destroy).
-    let guarded = body
-        .blocks()
-        .filter(|b| b.identifier() == "provider")
-        .any(|p| {
-            path(p.body(), &["features", "resource_group"])
-                .iter()
-                .any(|rg| is_true(body, rg, "prevent_deletion_if_contains_resources"))
-        });
+    let guarded = body.blocks().filter(|b| b.identifier() == "provider").any(|p| {
+        path(p.body(), &["features", "resource_group"])
+            .iter()
+            .any(|rg| is_true(body, rg, "prevent_deletion_if_contains_resources"))
+    });
     if !guarded {
         v.push("force-destroy: the azurerm provider does not set features.resource_group.prevent_deletion_if_contains_resources".into());
     }
@@ -1435,37 +1144,21 @@ fn azure_violations(body: &Body) -> Vec<String> {
 fn versions_violations(body: &Body, provider: &str) -> Vec<String> {
     let mut v = Vec::new();
     let tf = sub(body, "terraform");
-    let required_version = tf
-        .iter()
-        .filter_map(|t| attr(t, "required_version"))
-        .map(render)
-        .collect::<String>();
+    let required_version = tf.iter().filter_map(|t| attr(t, "required_version")).map(render).collect::<String>();
     if !required_version.contains(">=") {
         v.push("versions: no terraform required_version".into());
     }
-    let providers = tf
-        .iter()
-        .flat_map(|t| sub(t, "required_providers"))
-        .filter_map(|p| attr(p, provider))
-        .collect::<Vec<_>>();
+    let providers =
+        tf.iter().flat_map(|t| sub(t, "required_providers")).filter_map(|p| attr(p, provider)).collect::<Vec<_>>();
     match providers.first() {
         Some(Expression::Object(obj)) => {
-            let get = |k: &str| {
-                obj.iter()
-                    .find(|(key, _)| key_str(key) == k)
-                    .map(|(_, e)| render(e))
-            };
-            if !get("source")
-                .unwrap_or_default()
-                .contains(&format!("hashicorp/{provider}"))
-            {
+            let get = |k: &str| obj.iter().find(|(key, _)| key_str(key) == k).map(|(_, e)| render(e));
+            if !get("source").unwrap_or_default().contains(&format!("hashicorp/{provider}")) {
                 v.push(format!("versions: {provider} has no hashicorp source"));
             }
             let version = get("version").unwrap_or_default();
             if !(version.contains('<') || version.contains("~>")) || !version.contains('>') {
-                v.push(format!(
-                    "versions: {provider} version {version} has no lower and upper bound"
-                ));
+                v.push(format!("versions: {provider} version {version} has no lower and upper bound"));
             }
         }
         _ => v.push(format!("versions: {provider} is not in required_providers")),
@@ -1490,9 +1183,9 @@ fn variables_violations(body: &Body, validated: &[&str]) -> Vec<String> {
     for name in validated {
         match variable(body, name) {
             None => v.push(format!("variables: no variable {name}")),
-            Some(b) if sub(b, "validation").is_empty() => v.push(format!(
-                "variables: variable {name} has no validation block"
-            )),
+            Some(b) if sub(b, "validation").is_empty() => {
+                v.push(format!("variables: variable {name} has no validation block"))
+            }
             Some(_) => {}
         }
     }
@@ -1505,19 +1198,11 @@ fn variables_violations(body: &Body, validated: &[&str]) -> Vec<String> {
 }
 
 fn tags(violations: &[String]) -> BTreeSet<&str> {
-    violations
-        .iter()
-        .filter_map(|v| v.split_once(':').map(|(t, _)| t))
-        .collect()
+    violations.iter().filter_map(|v| v.split_once(':').map(|(t, _)| t)).collect()
 }
 
 fn assert_none(what: &str, violations: Vec<String>) {
-    assert!(
-        violations.is_empty(),
-        "{what}: {} violations:\n  {}",
-        violations.len(),
-        violations.join("\n  ")
-    );
+    assert!(violations.is_empty(), "{what}: {} violations:\n  {}", violations.len(), violations.join("\n  "));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1526,11 +1211,7 @@ fn assert_none(what: &str, violations: Vec<String>) {
 #[test]
 fn every_terraform_file_parses() {
     let files = files_with_ext(&terraform_dir(), &["tf", "tfvars"], true);
-    assert!(
-        files.len() >= 20,
-        "expected the terraform/ tree, found {} files",
-        files.len()
-    );
+    assert!(files.len() >= 20, "expected the terraform/ tree, found {} files", files.len());
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read");
         if let Err(e) = hcl::parse(&text) {
@@ -1543,10 +1224,7 @@ fn every_terraform_file_parses() {
 fn gcp_invariants_hold() {
     let body = load_cloud("gcp");
     assert_none("terraform/gcp", gcp_violations(&body));
-    assert_none(
-        "terraform/gcp versions",
-        versions_violations(&body, "google"),
-    );
+    assert_none("terraform/gcp versions", versions_violations(&body, "google"));
     assert_none(
         "terraform/gcp variables",
         variables_violations(
@@ -1594,10 +1272,7 @@ fn aws_invariants_hold() {
 fn azure_invariants_hold() {
     let body = load_cloud("azure");
     assert_none("terraform/azure", azure_violations(&body));
-    assert_none(
-        "terraform/azure versions",
-        versions_violations(&body, "azurerm"),
-    );
+    assert_none("terraform/azure versions", versions_violations(&body, "azurerm"));
     assert_none(
         "terraform/azure variables",
         variables_violations(
@@ -1698,17 +1373,10 @@ fn load_edited(cloud: &str, file: &str, from: &str, to: &str) -> Body {
     for f in files_with_ext(&terraform_dir().join(cloud), &["tf"], false) {
         let mut text = std::fs::read_to_string(&f).expect("read");
         if f.file_name().and_then(|n| n.to_str()) == Some(file) {
-            assert!(
-                text.contains(from),
-                "terraform/{cloud}/{file} no longer contains {from:?}"
-            );
+            assert!(text.contains(from), "terraform/{cloud}/{file} no longer contains {from:?}");
             text = text.replacen(from, to, 1);
         }
-        structures.extend(
-            hcl::parse(&text)
-                .unwrap_or_else(|e| panic!("{cloud}/{file} edited: {e}"))
-                .into_inner(),
-        );
+        structures.extend(hcl::parse(&text).unwrap_or_else(|e| panic!("{cloud}/{file} edited: {e}")).into_inner());
     }
     Body(structures)
 }

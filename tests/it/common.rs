@@ -25,49 +25,28 @@ pub fn brokers() -> String {
 pub fn unique_topic(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}-{}",
-        std::process::id(),
-        chrono_ms(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
+    format!("{prefix}-{}-{}-{}", std::process::id(), chrono_ms(), N.fetch_add(1, Ordering::SeqCst))
 }
 
 fn chrono_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
 }
 
 /// Creates a topic on the real broker.
 pub async fn create_topic(topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
     let r = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
+        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
         .await
         .unwrap();
     for x in r {
         x.unwrap();
     }
     // Wait until metadata shows every partition with a leader.
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
     for _ in 0..100 {
         if let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            if md.topics().first().is_some_and(|t| {
-                t.error().is_none()
-                    && t.partitions().len() == partitions as usize
-                    && t.partitions().iter().all(|p| p.leader() >= 0)
-            }) {
+            if md.topics().first().is_some_and(|t| t.error().is_none() && t.partitions().len() == partitions as usize && t.partitions().iter().all(|p| p.leader() >= 0)) {
                 return;
             }
         }
@@ -78,20 +57,10 @@ pub async fn create_topic(topic: &str, partitions: i32) {
 
 /// Deletes records before `before` in one partition (moves the low watermark, as retention does).
 pub async fn delete_records(topic: &str, partition: i32, before: i64) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(before))
-        .unwrap();
-    admin
-        .delete_records(
-            &tpl,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .unwrap();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(before)).unwrap();
+    admin.delete_records(&tpl, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))).await.unwrap();
 }
 
 /// Path of the `etl` binary under test.
@@ -101,33 +70,20 @@ pub fn etl_bin() -> PathBuf {
 
 /// Runs `etl ARGS` and returns its output.
 pub fn etl(args: &[&str]) -> Output {
-    Command::new(etl_bin())
-        .args(args)
-        .env_remove("ETL_CONFIG")
-        .env_remove("ETL_LOG")
-        .output()
-        .unwrap()
+    Command::new(etl_bin()).args(args).env_remove("ETL_CONFIG").env_remove("ETL_LOG").output().unwrap()
 }
 
 /// Runs `etl ARGS`, asserting success; returns stdout.
 pub fn etl_ok(args: &[&str]) -> String {
     let o = etl(args);
-    assert!(
-        o.status.success(),
-        "etl {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert!(o.status.success(), "etl {args:?} failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
     String::from_utf8(o.stdout).unwrap()
 }
 
 /// `etl ARGS` as a command with extra environment variables `envs` (e.g. a store's endpoint).
 pub fn etl_command<S: AsRef<std::ffi::OsStr>>(args: &[S], envs: &[(String, String)]) -> Command {
     let mut c = Command::new(etl_bin());
-    c.args(args)
-        .env_remove("ETL_CONFIG")
-        .env_remove("ETL_LOG")
-        .envs(envs.iter().map(|(k, v)| (k, v)));
+    c.args(args).env_remove("ETL_CONFIG").env_remove("ETL_LOG").envs(envs.iter().map(|(k, v)| (k, v)));
     c
 }
 
@@ -137,17 +93,9 @@ pub fn etl_env<S: AsRef<std::ffi::OsStr>>(args: &[S], envs: &[(String, String)])
 }
 
 /// Runs `etl ARGS` with extra environment variables, asserting success; returns stdout.
-pub fn etl_ok_env<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
-    args: &[S],
-    envs: &[(String, String)],
-) -> String {
+pub fn etl_ok_env<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S], envs: &[(String, String)]) -> String {
     let o = etl_env(args, envs);
-    assert!(
-        o.status.success(),
-        "etl {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert!(o.status.success(), "etl {args:?} failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -157,14 +105,7 @@ pub fn keys() -> (PathBuf, PathBuf) {
     let dir = DIR.get_or_init(|| {
         let d = std::env::temp_dir().join(format!("etl-it-keys-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        etl_ok(&[
-            "keys",
-            "generate",
-            "--dir",
-            d.to_str().unwrap(),
-            "--bits",
-            "2048",
-        ]);
+        etl_ok(&["keys", "generate", "--dir", d.to_str().unwrap(), "--bits", "2048"]);
         d
     });
     (dir.join("etl-public.pem"), dir.join("etl-private.pem"))
@@ -176,14 +117,7 @@ pub fn other_keys() -> (PathBuf, PathBuf) {
     let dir = DIR.get_or_init(|| {
         let d = std::env::temp_dir().join(format!("etl-it-keys2-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        etl_ok(&[
-            "keys",
-            "generate",
-            "--dir",
-            d.to_str().unwrap(),
-            "--bits",
-            "2048",
-        ]);
+        etl_ok(&["keys", "generate", "--dir", d.to_str().unwrap(), "--bits", "2048"]);
         d
     });
     (dir.join("etl-public.pem"), dir.join("etl-private.pem"))
@@ -212,18 +146,13 @@ pub fn kafka_truth(topic: &str) -> Truth {
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
     let mut tpl = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
     for p in md.topics()[0].partitions() {
-        let (lo, hi) = c
-            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-            .unwrap();
+        let (lo, hi) = c.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap();
         if hi > lo {
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(lo))
-                .unwrap();
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(lo)).unwrap();
             ends.insert(p.id(), hi);
         }
     }
@@ -233,20 +162,11 @@ pub fn kafka_truth(topic: &str) -> Truth {
     }
     c.assign(&tpl).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while ends
-        .iter()
-        .any(|(p, hi)| !truth.contains_key(&(*p, hi - 1)))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out reading the truth of {topic}"
-        );
+    while ends.iter().any(|(p, hi)| !truth.contains_key(&(*p, hi - 1))) {
+        assert!(std::time::Instant::now() < deadline, "timed out reading the truth of {topic}");
         if let Some(m) = c.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
-            truth.insert(
-                (m.partition(), m.offset()),
-                m.payload().unwrap_or_default().to_vec(),
-            );
+            truth.insert((m.partition(), m.offset()), m.payload().unwrap_or_default().to_vec());
         }
     }
     truth
@@ -259,23 +179,8 @@ pub fn lake_contents(lake: &str, topic: &str, private: &Path) -> Truth {
 }
 
 /// [`lake_contents`] with extra environment variables for `etl cat` (a store's endpoint).
-pub fn lake_contents_env(
-    lake: &str,
-    topic: &str,
-    private: &Path,
-    envs: &[(String, String)],
-) -> Truth {
-    let out = etl_ok_env(
-        &[
-            "cat",
-            "--lake",
-            lake,
-            "--private-key",
-            private.to_str().unwrap(),
-            &format!("raw/{topic}/"),
-        ],
-        envs,
-    );
+pub fn lake_contents_env(lake: &str, topic: &str, private: &Path, envs: &[(String, String)]) -> Truth {
+    let out = etl_ok_env(&["cat", "--lake", lake, "--private-key", private.to_str().unwrap(), &format!("raw/{topic}/")], envs);
     let mut m = Truth::new();
     for line in out.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -285,28 +190,17 @@ pub fn lake_contents_env(
             Some(s) => s.as_bytes().to_vec(),
             None => {
                 use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD
-                    .decode(v["value_b64"].as_str().unwrap())
-                    .unwrap()
+                base64::engine::general_purpose::STANDARD.decode(v["value_b64"].as_str().unwrap()).unwrap()
             }
         };
-        assert!(
-            m.insert((p, o), payload).is_none(),
-            "duplicate record partition {p} offset {o} in the lake"
-        );
+        assert!(m.insert((p, o), payload).is_none(), "duplicate record partition {p} offset {o} in the lake");
     }
     m
 }
 
 /// Produces the sample files to `topic` with `etl produce`; returns messages sent.
 pub fn produce_samples(topic: &str) -> u64 {
-    let mut args: Vec<String> = vec![
-        "produce".into(),
-        "--brokers".into(),
-        brokers(),
-        "--topic".into(),
-        topic.into(),
-    ];
+    let mut args: Vec<String> = vec!["produce".into(), "--brokers".into(), brokers(), "--topic".into(), topic.into()];
     args.extend(sample_files().iter().map(|p| p.display().to_string()));
     let out = etl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let last = out.lines().last().unwrap();
@@ -335,20 +229,10 @@ pub fn lake_files(dir: &Path) -> Vec<String> {
 
 /// `etl raw` arguments for the real broker.
 pub fn raw_args(topic: &str, lake: &str, public: &Path, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "raw",
-        "--brokers",
-        &brokers(),
-        "--topic",
-        topic,
-        "--lake",
-        lake,
-        "--public-key",
-        public.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut v: Vec<String> = ["raw", "--brokers", &brokers(), "--topic", topic, "--lake", lake, "--public-key", public.to_str().unwrap()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
@@ -359,13 +243,7 @@ pub fn raw_ok(topic: &str, lake: &str, public: &Path, extra: &[&str]) -> serde_j
 }
 
 /// [`raw_ok`] with extra environment variables (a store's endpoint).
-pub fn raw_ok_env(
-    topic: &str,
-    lake: &str,
-    public: &Path,
-    extra: &[&str],
-    envs: &[(String, String)],
-) -> serde_json::Value {
+pub fn raw_ok_env(topic: &str, lake: &str, public: &Path, extra: &[&str], envs: &[(String, String)]) -> serde_json::Value {
     let mut args = raw_args(topic, lake, public, extra);
     args.extend(["--format".to_string(), "json".to_string()]);
     let out = etl_ok_env(&args, envs);
@@ -382,12 +260,7 @@ pub fn kill_at_point(args: &[String], point: &str) -> bool {
 pub fn kill_at_point_env(args: &[String], point: &str, envs: &[(String, String)]) -> bool {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    let mut child = etl_command(args, envs)
-        .env("ETL_FAULT_POINT", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = etl_command(args, envs).env("ETL_FAULT_POINT", point).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

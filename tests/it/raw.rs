@@ -15,19 +15,8 @@ fn lake_dir(name: &str) -> (tempfile::TempDir, String) {
 }
 
 fn verify_json(lake: &str, private: &std::path::Path) -> (bool, serde_json::Value) {
-    let o = etl(&[
-        "verify",
-        "--lake",
-        lake,
-        "--private-key",
-        private.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    (
-        o.status.success(),
-        serde_json::from_slice(&o.stdout).unwrap(),
-    )
+    let o = etl(&["verify", "--lake", lake, "--private-key", private.to_str().unwrap(), "--format", "json"]);
+    (o.status.success(), serde_json::from_slice(&o.stdout).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,14 +29,8 @@ async fn samples_land_exactly_once_and_verify() {
     let (_d, lake) = lake_dir("lake");
     let report = raw_ok(&topic, &lake, &pubk, &["--object-records", "1000"]);
     assert_eq!(report["records"].as_u64(), Some(sent));
-    assert!(
-        report["objects_written"].as_u64().unwrap() >= 13,
-        "{report}"
-    );
-    assert!(
-        report["compression_ratio"].as_f64().unwrap() > 5.0,
-        "{report}"
-    );
+    assert!(report["objects_written"].as_u64().unwrap() >= 13, "{report}");
+    assert!(report["compression_ratio"].as_f64().unwrap() > 5.0, "{report}");
     let parts = report["partitions"].as_array().unwrap();
     assert_eq!(parts.len(), 3);
     for p in parts {
@@ -60,11 +43,7 @@ async fn samples_land_exactly_once_and_verify() {
 
     let truth = kafka_truth(&topic);
     assert_eq!(truth.len() as u64, sent);
-    assert_eq!(
-        lake_contents(&lake, &topic, &privk),
-        truth,
-        "lake differs from Kafka"
-    );
+    assert_eq!(lake_contents(&lake, &topic, &privk), truth, "lake differs from Kafka");
 
     let (ok, v) = verify_json(&lake, &privk);
     assert!(ok, "{v}");
@@ -73,13 +52,7 @@ async fn samples_land_exactly_once_and_verify() {
     assert_eq!(v["errors"].as_array().unwrap().len(), 0);
     // Keys are deterministic from the data: topic, partition, zero-padded offset range.
     let files = lake_files(std::path::Path::new(&lake));
-    assert!(
-        files
-            .iter()
-            .any(|f| f.starts_with(&format!("raw/{topic}/partition="))
-                && f.ends_with("-00000000000000000999.frames.zz.enc")),
-        "{files:?}"
-    );
+    assert!(files.iter().any(|f| f.starts_with(&format!("raw/{topic}/partition=")) && f.ends_with("-00000000000000000999.frames.zz.enc")), "{files:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,11 +69,7 @@ async fn rerun_without_new_data_writes_nothing_then_lands_only_new_messages() {
     let r2 = raw_ok(&topic, &lake, &pubk, &[]);
     assert_eq!(r2["records"].as_u64(), Some(0));
     assert_eq!(r2["objects_written"].as_u64(), Some(0));
-    assert_eq!(
-        lake_files(std::path::Path::new(&lake)),
-        before,
-        "a run with no new data wrote something"
-    );
+    assert_eq!(lake_files(std::path::Path::new(&lake)), before, "a run with no new data wrote something");
 
     let second = produce_samples(&topic);
     let r3 = raw_ok(&topic, &lake, &pubk, &[]);
@@ -131,54 +100,26 @@ async fn sigkill_at_every_crash_point_then_rerun_lands_everything_once() {
     let sent = produce_samples(&topic);
     let (pubk, privk) = keys();
     let truth = kafka_truth(&topic);
-    for point in [
-        "record:700",
-        "after-claim:1",
-        "after-claim:4",
-        "after-object:1",
-        "after-object:5",
-    ] {
+    for point in ["record:700", "after-claim:1", "after-claim:4", "after-object:1", "after-object:5"] {
         let (_d, lake) = lake_dir("lake");
         let args = raw_args(&topic, &lake, &pubk, &["--object-records", "500"]);
         assert!(kill_at_point(&args, point), "never reached {point}");
         if point.starts_with("after-claim") {
             // The interrupted run left a claim whose object is missing: verify says so.
             let (ok, v) = verify_json(&lake, &privk);
-            assert!(
-                !ok,
-                "verify should report the missing object after a kill at {point}: {v}"
-            );
-            assert!(
-                v["errors"].to_string().contains("claimed but missing"),
-                "{v}"
-            );
+            assert!(!ok, "verify should report the missing object after a kill at {point}: {v}");
+            assert!(v["errors"].to_string().contains("claimed but missing"), "{v}");
         }
         // Kill a second time at a random moment, then finish.
-        let mut child = Command::new(etl_bin())
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = Command::new(etl_bin()).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(30 + (sent % 97)));
         child.kill().unwrap();
         let _ = child.wait();
         let r = raw_ok(&topic, &lake, &pubk, &["--object-records", "500"]);
-        assert!(
-            r["partitions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|p| p["error"].is_null()),
-            "{r}"
-        );
+        assert!(r["partitions"].as_array().unwrap().iter().all(|p| p["error"].is_null()), "{r}");
         let (ok, v) = verify_json(&lake, &privk);
         assert!(ok, "after kill at {point}: {v}");
-        assert_eq!(
-            lake_contents(&lake, &topic, &privk),
-            truth,
-            "after kill at {point}"
-        );
+        assert_eq!(lake_contents(&lake, &topic, &privk), truth, "after kill at {point}");
     }
 }
 
@@ -195,28 +136,9 @@ async fn concurrent_runs_never_write_the_same_offsets_twice() {
         let (_d, lake) = lake_dir("lake");
         // Round 1 uses object sizes that do not divide evenly, so cut points differ from round 0.
         let size = if round == 0 { "200" } else { "333" };
-        let args = raw_args(
-            &topic,
-            &lake,
-            &pubk,
-            &[
-                "--object-records",
-                size,
-                "--format",
-                "json",
-                "--workers",
-                "1",
-            ],
-        );
+        let args = raw_args(&topic, &lake, &pubk, &["--object-records", size, "--format", "json", "--workers", "1"]);
         let children: Vec<_> = (0..3)
-            .map(|_| {
-                Command::new(etl_bin())
-                    .args(&args)
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|_| Command::new(etl_bin()).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
             .collect();
         let mut written = 0;
         let mut adopted = 0;
@@ -225,33 +147,17 @@ async fn concurrent_runs_never_write_the_same_offsets_twice() {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
             written += r["objects_written"].as_u64().unwrap();
-            adopted += r["partitions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["ranges_adopted"].as_u64().unwrap())
-                .sum::<u64>();
+            adopted += r["partitions"].as_array().unwrap().iter().map(|p| p["ranges_adopted"].as_u64().unwrap()).sum::<u64>();
         }
-        eprintln!(
-            "round {round}: {written} objects written, {adopted} ranges adopted from other runs"
-        );
+        eprintln!("round {round}: {written} objects written, {adopted} ranges adopted from other runs");
         total_adopted += adopted;
-        let objects = lake_files(std::path::Path::new(&lake))
-            .iter()
-            .filter(|f| f.ends_with(".frames.zz.enc"))
-            .count() as u64;
-        assert_eq!(
-            written, objects,
-            "two runs both claim to have written the same object"
-        );
+        let objects = lake_files(std::path::Path::new(&lake)).iter().filter(|f| f.ends_with(".frames.zz.enc")).count() as u64;
+        assert_eq!(written, objects, "two runs both claim to have written the same object");
         let (ok, v) = verify_json(&lake, &privk);
         assert!(ok, "{v}");
         assert_eq!(lake_contents(&lake, &topic, &privk), truth);
     }
-    assert!(
-        total_adopted > 0,
-        "the runs never overlapped; the test did not exercise concurrency"
-    );
+    assert!(total_adopted > 0, "the runs never overlapped; the test did not exercise concurrency");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -282,32 +188,17 @@ async fn other_consumer_groups_still_receive_every_message() {
     assert_eq!(seen.len() as u64, sent);
 
     // etl raw committed what it landed to its own group, so lag tools show 0.
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", &group)
-        .create()
-        .unwrap();
-    let md = probe
-        .fetch_metadata(Some(&topic), Duration::from_secs(10))
-        .unwrap();
+    let probe: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", &group).create().unwrap();
+    let md = probe.fetch_metadata(Some(&topic), Duration::from_secs(10)).unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in md.topics()[0].partitions() {
         tpl.add_partition(&topic, p.id());
     }
-    let committed = probe
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
+    let committed = probe.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
     for e in committed.elements() {
-        let (_, hi) = probe
-            .fetch_watermarks(&topic, e.partition(), Duration::from_secs(10))
-            .unwrap();
+        let (_, hi) = probe.fetch_watermarks(&topic, e.partition(), Duration::from_secs(10)).unwrap();
         if hi > 0 {
-            assert_eq!(
-                e.offset(),
-                rdkafka::Offset::Offset(hi),
-                "partition {}",
-                e.partition()
-            );
+            assert_eq!(e.offset(), rdkafka::Offset::Offset(hi), "partition {}", e.partition());
         }
     }
 }
@@ -323,44 +214,21 @@ async fn retention_gap_fails_by_default_and_is_recorded_then_skipped_on_request(
     let p = truth.keys().next().unwrap().0;
     delete_records(&topic, p, 100).await;
     let (_d, lake) = lake_dir("lake");
-    let o = etl(&raw_args(&topic, &lake, &pubk, &[])
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let o = etl(&raw_args(&topic, &lake, &pubk, &[]).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(&format!("partition {p}"))
-            && err.contains("retention gap")
-            && err.contains("0..=99"),
-        "{err}"
-    );
-    let gap =
-        format!("raw/{topic}/_gaps/partition={p}/00000000000000000000-00000000000000000099.json");
-    assert!(
-        std::path::Path::new(&lake).join(&gap).exists(),
-        "gap not recorded"
-    );
+    assert!(err.contains(&format!("partition {p}")) && err.contains("retention gap") && err.contains("0..=99"), "{err}");
+    let gap = format!("raw/{topic}/_gaps/partition={p}/00000000000000000000-00000000000000000099.json");
+    assert!(std::path::Path::new(&lake).join(&gap).exists(), "gap not recorded");
     // Other partitions landed anyway.
     let landed = lake_contents(&lake, &topic, &privk);
     assert!(!landed.is_empty() && landed.keys().all(|(pp, _)| *pp != p));
 
     let r = raw_ok(&topic, &lake, &pubk, &["--on-gap", "skip"]);
-    assert_eq!(
-        r["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["partition"] == p)
-            .unwrap()["gap"],
-        serde_json::json!([0, 99])
-    );
+    assert_eq!(r["partitions"].as_array().unwrap().iter().find(|x| x["partition"] == p).unwrap()["gap"], serde_json::json!([0, 99]));
     let (ok, v) = verify_json(&lake, &privk);
     assert!(ok, "{v}");
-    assert_eq!(
-        v["topics"][&topic][p.to_string()]["gaps"],
-        serde_json::json!([[0, 99]])
-    );
+    assert_eq!(v["topics"][&topic][p.to_string()]["gaps"], serde_json::json!([[0, 99]]));
     assert_eq!(lake_contents(&lake, &topic, &privk), kafka_truth(&topic));
 }
 
@@ -373,66 +241,27 @@ async fn bad_keys_tampering_truncation_and_unreachable_parts_fail_clearly() {
     let (_, other_priv) = other_keys();
     let (_d, lake) = lake_dir("lake");
     raw_ok(&topic, &lake, &pubk, &["--object-records", "2000"]);
-    let objects: Vec<String> = lake_files(std::path::Path::new(&lake))
-        .into_iter()
-        .filter(|f| f.ends_with(".frames.zz.enc"))
-        .collect();
+    let objects: Vec<String> = lake_files(std::path::Path::new(&lake)).into_iter().filter(|f| f.ends_with(".frames.zz.enc")).collect();
     assert!(objects.len() >= 3);
 
     let one_line = |o: &std::process::Output| {
         let e = String::from_utf8_lossy(&o.stderr).trim().to_string();
         assert!(!o.status.success(), "expected failure");
-        assert_eq!(
-            e.lines().count(),
-            1,
-            "expected one line of error, got:\n{e}"
-        );
+        assert_eq!(e.lines().count(), 1, "expected one line of error, got:\n{e}");
         assert!(!e.contains("panicked"), "{e}");
         e
     };
 
     // Wrong private key: names the object and both key ids.
-    let e = one_line(&etl(&[
-        "cat",
-        "--lake",
-        &lake,
-        "--private-key",
-        other_priv.to_str().unwrap(),
-        &objects[0],
-    ]));
-    assert!(
-        e.contains(&objects[0]) && e.contains("encrypted for key"),
-        "{e}"
-    );
+    let e = one_line(&etl(&["cat", "--lake", &lake, "--private-key", other_priv.to_str().unwrap(), &objects[0]]));
+    assert!(e.contains(&objects[0]) && e.contains("encrypted for key"), "{e}");
     // Missing key files.
-    let e = one_line(&etl(&[
-        "cat",
-        "--lake",
-        &lake,
-        "--private-key",
-        "/nonexistent/k.pem",
-        &objects[0],
-    ]));
+    let e = one_line(&etl(&["cat", "--lake", &lake, "--private-key", "/nonexistent/k.pem", &objects[0]]));
     assert!(e.contains("/nonexistent/k.pem"), "{e}");
-    let e = one_line(&etl(&raw_args(
-        &topic,
-        &lake,
-        std::path::Path::new("/nonexistent/p.pem"),
-        &[],
-    )
-    .iter()
-    .map(String::as_str)
-    .collect::<Vec<_>>()));
+    let e = one_line(&etl(&raw_args(&topic, &lake, std::path::Path::new("/nonexistent/p.pem"), &[]).iter().map(String::as_str).collect::<Vec<_>>()));
     assert!(e.contains("/nonexistent/p.pem"), "{e}");
     // A public key where a private one is needed.
-    let e = one_line(&etl(&[
-        "cat",
-        "--lake",
-        &lake,
-        "--private-key",
-        pubk.to_str().unwrap(),
-        &objects[0],
-    ]));
+    let e = one_line(&etl(&["cat", "--lake", &lake, "--private-key", pubk.to_str().unwrap(), &objects[0]]));
     assert!(e.contains("private"), "{e}");
 
     // One flipped byte, and a truncated object.
@@ -444,41 +273,18 @@ async fn bad_keys_tampering_truncation_and_unreachable_parts_fail_clearly() {
     let trunc = std::path::Path::new(&lake).join(&objects[2]);
     let b = std::fs::read(&trunc).unwrap();
     std::fs::write(&trunc, &b[..b.len() - 100]).unwrap();
-    let e = one_line(&etl(&[
-        "cat",
-        "--lake",
-        &lake,
-        "--private-key",
-        privk.to_str().unwrap(),
-        &objects[1],
-    ]));
-    assert!(
-        e.contains(&objects[1]) && e.contains("authentication failed"),
-        "{e}"
-    );
+    let e = one_line(&etl(&["cat", "--lake", &lake, "--private-key", privk.to_str().unwrap(), &objects[1]]));
+    assert!(e.contains(&objects[1]) && e.contains("authentication failed"), "{e}");
     let (ok, v) = verify_json(&lake, &privk);
     assert!(!ok);
     let errs = v["errors"].as_array().unwrap();
     assert_eq!(errs.len(), 2, "{v}");
     let named: Vec<&str> = errs.iter().map(|e| e["object"].as_str().unwrap()).collect();
-    assert!(
-        named.contains(&objects[1].as_str()) && named.contains(&objects[2].as_str()),
-        "{v}"
-    );
+    assert!(named.contains(&objects[1].as_str()) && named.contains(&objects[2].as_str()), "{v}");
 
     // Unreachable broker: quick, clear, names the address.
     let t0 = Instant::now();
-    let args = [
-        "raw",
-        "--brokers",
-        "127.0.0.1:1",
-        "--topic",
-        &topic,
-        "--lake",
-        &lake,
-        "--public-key",
-        pubk.to_str().unwrap(),
-    ];
+    let args = ["raw", "--brokers", "127.0.0.1:1", "--topic", &topic, "--lake", &lake, "--public-key", pubk.to_str().unwrap()];
     let e = one_line(&etl(&args));
     assert!(e.contains("127.0.0.1:1"), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(60));
@@ -486,20 +292,11 @@ async fn bad_keys_tampering_truncation_and_unreachable_parts_fail_clearly() {
     // Unwritable lake: a path below a regular file.
     let file = tempfile::NamedTempFile::new().unwrap();
     let bad_lake = file.path().join("lake").display().to_string();
-    let e = one_line(&etl(&raw_args(&topic, &bad_lake, &pubk, &[])
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()));
+    let e = one_line(&etl(&raw_args(&topic, &bad_lake, &pubk, &[]).iter().map(String::as_str).collect::<Vec<_>>()));
     assert!(e.contains("lake"), "{e}");
     // A missing topic.
-    let e = one_line(&etl(&raw_args("no-such-topic-xyz", &lake, &pubk, &[])
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()));
-    assert!(
-        e.contains("no-such-topic-xyz") && e.contains("not found"),
-        "{e}"
-    );
+    let e = one_line(&etl(&raw_args("no-such-topic-xyz", &lake, &pubk, &[]).iter().map(String::as_str).collect::<Vec<_>>()));
+    assert!(e.contains("no-such-topic-xyz") && e.contains("not found"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -508,31 +305,16 @@ async fn sharded_workers_split_a_six_partition_topic_and_land_it_exactly_once() 
     create_topic(&topic, 6).await;
     // Enough distinct keys that every partition gets data.
     let records: Vec<etl::produce::Record> = (0..6000)
-        .map(|i| etl::produce::Record {
-            key: Some(format!("veh-{}", i % 60).into_bytes()),
-            payload: format!("{{\"VEHICLE_ID\":{},\"N\":{i}}}", i % 60).into_bytes(),
-        })
+        .map(|i| etl::produce::Record { key: Some(format!("veh-{}", i % 60).into_bytes()), payload: format!("{{\"VEHICLE_ID\":{},\"N\":{i}}}", i % 60).into_bytes() })
         .collect();
     etl::kafka::send(&brokers(), &topic, &records, Duration::from_secs(60)).unwrap();
     let (pubk, privk) = keys();
     let truth = kafka_truth(&topic);
-    assert_eq!(
-        truth
-            .keys()
-            .map(|(p, _)| *p)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-        6
-    );
+    assert_eq!(truth.keys().map(|(p, _)| *p).collect::<std::collections::BTreeSet<_>>().len(), 6);
 
     // Three workers, as Cloud Run tasks 0..3 (CLOUD_RUN_TASK_INDEX/COUNT), started together.
     let (_d, lake) = lake_dir("lake");
-    let args = raw_args(
-        &topic,
-        &lake,
-        &pubk,
-        &["--object-records", "300", "--format", "json"],
-    );
+    let args = raw_args(&topic, &lake, &pubk, &["--object-records", "300", "--format", "json"]);
     let children: Vec<_> = (0..3)
         .map(|i| {
             Command::new(etl_bin())
@@ -550,25 +332,14 @@ async fn sharded_workers_split_a_six_partition_topic_and_land_it_exactly_once() 
         let o = c.wait_with_output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        let parts: Vec<i64> = r["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["partition"].as_i64().unwrap())
-            .collect();
+        let parts: Vec<i64> = r["partitions"].as_array().unwrap().iter().map(|p| p["partition"].as_i64().unwrap()).collect();
         landed_by_worker.push((parts, r["records"].as_u64().unwrap()));
     }
     // The work was split: each worker took two partitions, none twice.
-    let mut all: Vec<i64> = landed_by_worker
-        .iter()
-        .flat_map(|(p, _)| p.clone())
-        .collect();
+    let mut all: Vec<i64> = landed_by_worker.iter().flat_map(|(p, _)| p.clone()).collect();
     all.sort();
     assert_eq!(all, vec![0, 1, 2, 3, 4, 5], "{landed_by_worker:?}");
-    assert!(
-        landed_by_worker.iter().all(|(p, n)| p.len() == 2 && *n > 0),
-        "{landed_by_worker:?}"
-    );
+    assert!(landed_by_worker.iter().all(|(p, n)| p.len() == 2 && *n > 0), "{landed_by_worker:?}");
     assert_eq!(landed_by_worker.iter().map(|(_, n)| n).sum::<u64>(), 6000);
     assert_eq!(lake_contents(&lake, &topic, &privk), truth);
 
@@ -578,25 +349,8 @@ async fn sharded_workers_split_a_six_partition_topic_and_land_it_exactly_once() 
     let children: Vec<_> = shards
         .iter()
         .map(|(i, n)| {
-            let a = raw_args(
-                &topic,
-                &lake2,
-                &pubk,
-                &[
-                    "--object-records",
-                    "300",
-                    "--shard-index",
-                    i,
-                    "--shard-count",
-                    n,
-                ],
-            );
-            Command::new(etl_bin())
-                .args(&a)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            let a = raw_args(&topic, &lake2, &pubk, &["--object-records", "300", "--shard-index", i, "--shard-count", n]);
+            Command::new(etl_bin()).args(&a).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
         })
         .collect();
     for c in children {
@@ -607,14 +361,6 @@ async fn sharded_workers_split_a_six_partition_topic_and_land_it_exactly_once() 
     let (ok, v) = verify_json(&lake2, &privk);
     assert!(ok, "{v}");
     // A bad shard setting is refused before anything runs.
-    let o = etl(&raw_args(
-        &topic,
-        &lake2,
-        &pubk,
-        &["--shard-index", "3", "--shard-count", "3"],
-    )
-    .iter()
-    .map(String::as_str)
-    .collect::<Vec<_>>());
+    let o = etl(&raw_args(&topic, &lake2, &pubk, &["--shard-index", "3", "--shard-count", "3"]).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--shard-index"));
 }

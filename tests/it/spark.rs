@@ -74,9 +74,7 @@ print(json.dumps(out))
 /// The `java` Spark will use (as PySpark and `scripts/kafka.sh` find it), checked to be 17+;
 /// a clear failure rather than PySpark's "Java gateway process exited".
 fn require_java() {
-    let java = std::env::var_os("JAVA_HOME")
-        .map(|h| std::path::Path::new(&h).join("bin/java"))
-        .unwrap_or_else(|| "java".into());
+    let java = std::env::var_os("JAVA_HOME").map(|h| std::path::Path::new(&h).join("bin/java")).unwrap_or_else(|| "java".into());
     let o = Command::new(&java).arg("-version").output().unwrap_or_else(|e| {
         panic!("the Spark test needs Java 17+ and `{}` did not run ({e}): install it (apt-get install openjdk-17-jre-headless, as .ci/run does) or set JAVA_HOME", java.display())
     });
@@ -86,17 +84,8 @@ fn require_java() {
         .nth(1)
         .and_then(|s| s.split(['.', '-', '+']).next())
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "the Spark test needs Java 17+; cannot read the version of `{}`:\n{v}",
-                java.display()
-            )
-        });
-    assert!(
-        o.status.success() && major >= 17,
-        "the Spark test needs Java 17+ (Spark 4), `{}` is:\n{v}",
-        java.display()
-    );
+        .unwrap_or_else(|| panic!("the Spark test needs Java 17+; cannot read the version of `{}`:\n{v}", java.display()));
+    assert!(o.status.success() && major >= 17, "the Spark test needs Java 17+ (Spark 4), `{}` is:\n{v}", java.display());
 }
 
 /// Runs [`SPARK`] on `lake` with the venv of `scripts/pyenv.sh`. The process (and so Spark's JVM)
@@ -118,26 +107,9 @@ fn spark(lake: &str) -> Value {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    let tail: String = err
-        .lines()
-        .rev()
-        .take(60)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        o.status.success(),
-        "pyspark failed ({}; 124 = timed out after 300 s):\n{tail}",
-        o.status
-    );
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad JSON from pyspark ({e}): {}\n{tail}",
-            String::from_utf8_lossy(&o.stdout)
-        )
-    })
+    let tail: String = err.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert!(o.status.success(), "pyspark failed ({}; 124 = timed out after 300 s):\n{tail}", o.status);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bad JSON from pyspark ({e}): {}\n{tail}", String::from_utf8_lossy(&o.stdout)))
 }
 
 /// The Spark SQL name of an Arrow type as `etl query`'s DESCRIBE prints it.
@@ -159,29 +131,20 @@ fn spark_type(arrow: &str) -> String {
 
 /// Runs SQL through `etl query --format json`; rows as JSON objects.
 fn q(lake: &str, sql: &str) -> Vec<Value> {
-    etl_ok(&["query", "--lake", lake, "--format", "json", sql])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    etl_ok(&["query", "--lake", lake, "--format", "json", sql]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn int(v: &Value) -> i64 {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("not an integer: {v}"))
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
 fn float(v: &Value) -> f64 {
-    v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("not a number: {v}"))
+    v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
 /// An RFC 3339 string (either engine's rendering) as an instant.
 fn instant(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a string: {v}")))
-        .unwrap_or_else(|e| panic!("{v}: {e}"))
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))).unwrap_or_else(|e| panic!("{v}: {e}")).with_timezone(&Utc)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -190,31 +153,15 @@ async fn spark_reads_the_lake_with_the_same_counts_types_and_timestamps() {
     let (_d, lake) = sample_lake().await;
     etl_ok(&["reduce", "--lake", &lake]);
     let s = spark(&lake);
-    assert!(
-        s["version"].as_str().is_some_and(|v| v.starts_with("4.")),
-        "{}",
-        s["version"]
-    );
-    assert_eq!(
-        s["jvm_zone"], "America/Los_Angeles",
-        "the JVM did not run in the zone the test set"
-    );
+    assert!(s["version"].as_str().is_some_and(|v| v.starts_with("4.")), "{}", s["version"]);
+    assert_eq!(s["jvm_zone"], "America/Los_Angeles", "the JVM did not run in the zone the test set");
 
     // Types: Spark's own names for what the README promises.
-    let ty = |t: &str, c: &str| {
-        s["types"][t][c]
-            .as_str()
-            .unwrap_or_else(|| panic!("Spark sees no {t}.{c}: {}", s["types"][t]))
-            .to_string()
-    };
+    let ty = |t: &str, c: &str| s["types"][t][c].as_str().unwrap_or_else(|| panic!("Spark sees no {t}.{c}: {}", s["types"][t])).to_string();
     for t in ["breadcrumbs", "archive_breadcrumbs"] {
         assert_eq!(ty(t, "event_time"), "timestamp", "{t}: TIMESTAMP(isAdjustedToUTC=true, MICROS) is an instant (TIMESTAMP_LTZ), not timestamp_ntz");
         assert_eq!(ty(t, "kafka_timestamp"), "timestamp", "{t}");
-        assert_eq!(
-            ty(t, "service_date"),
-            "date",
-            "{t}: the hive partition value yyyy-MM-dd is inferred as DATE"
-        );
+        assert_eq!(ty(t, "service_date"), "date", "{t}: the hive partition value yyyy-MM-dd is inferred as DATE");
         assert_eq!(ty(t, "quality_flags"), "array<string>", "{t}");
         assert_eq!(ty(t, "vehicle_id"), "bigint", "{t}");
         assert_eq!(ty(t, "act_time"), "int", "{t}");
@@ -224,63 +171,27 @@ async fn spark_reads_the_lake_with_the_same_counts_types_and_timestamps() {
     assert_eq!(ty("rejects", "service_date"), "date");
     assert_eq!(ty("rejects", "kafka_timestamp"), "timestamp");
     assert_eq!(ty("rejects", "payload_is_utf8"), "boolean");
-    assert_eq!(
-        (
-            ty("trips", "start_time"),
-            ty("trips", "end_time"),
-            ty("trips", "service_date")
-        ),
-        ("timestamp".into(), "timestamp".into(), "date".into())
-    );
+    assert_eq!((ty("trips", "start_time"), ty("trips", "end_time"), ty("trips", "service_date")), ("timestamp".into(), "timestamp".into(), "date".into()));
     // Every column of every table: the same name and the same type as `etl query` has.
     for t in ["breadcrumbs", "rejects", "archive_breadcrumbs", "trips"] {
         let ours: std::collections::BTreeMap<String, String> = q(&lake, &format!("describe {t}"))
             .iter()
-            .map(|r| {
-                (
-                    r["column_name"].as_str().unwrap().to_string(),
-                    spark_type(r["data_type"].as_str().unwrap()),
-                )
-            })
+            .map(|r| (r["column_name"].as_str().unwrap().to_string(), spark_type(r["data_type"].as_str().unwrap())))
             .collect();
-        let theirs: std::collections::BTreeMap<String, String> = s["types"][t]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect();
-        assert_eq!(
-            theirs, ours,
-            "{t}: Spark's schema differs from etl query's (mapped to Spark names)"
-        );
+        let theirs: std::collections::BTreeMap<String, String> = s["types"][t].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+        assert_eq!(theirs, ours, "{t}: Spark's schema differs from etl query's (mapped to Spark names)");
     }
 
     // standard/breadcrumbs: counts, sums, distinct vehicles, the first and last instant.
     let e = &q(&lake, "select count(*) n, sum(meters) m, sum(act_time) a, count(distinct vehicle_id) v, sum(cast(to_unixtime(event_time) as bigint)) t, min(event_time) lo, max(event_time) hi, cast(min(event_time) as bigint) lo_us, cast(max(event_time) as bigint) hi_us, cast(min(kafka_timestamp) as bigint) k_lo_ms, cast(max(kafka_timestamp) as bigint) k_hi_ms, sum(array_length(quality_flags)) flags, count(distinct service_date) d from breadcrumbs")[0];
     let b = &s["breadcrumbs"];
     assert_eq!(int(&e["n"]), 12791);
-    for k in [
-        "n", "m", "a", "v", "t", "lo_us", "hi_us", "k_lo_ms", "k_hi_ms", "flags", "d",
-    ] {
-        assert_eq!(
-            int(&b[k]),
-            int(&e[k]),
-            "breadcrumbs {k}: Spark {b} vs etl {e}"
-        );
+    for k in ["n", "m", "a", "v", "t", "lo_us", "hi_us", "k_lo_ms", "k_hi_ms", "flags", "d"] {
+        assert_eq!(int(&b[k]), int(&e[k]), "breadcrumbs {k}: Spark {b} vs etl {e}");
     }
     for k in ["lo", "hi"] {
-        assert_eq!(
-            instant(&b[k]),
-            instant(&e[k]),
-            "breadcrumbs {k}: Spark {} vs etl {}",
-            b[k],
-            e[k]
-        );
-        assert!(
-            b[k].as_str().unwrap().ends_with('Z'),
-            "Spark rendered {} outside UTC",
-            b[k]
-        );
+        assert_eq!(instant(&b[k]), instant(&e[k]), "breadcrumbs {k}: Spark {} vs etl {}", b[k], e[k]);
+        assert!(b[k].as_str().unwrap().ends_with('Z'), "Spark rendered {} outside UTC", b[k]);
     }
     // The first reading: 2022-12-12 ACT_TIME 19963 s after local (PST) midnight.
     assert_eq!(e["lo"], "2022-12-12T13:32:43Z");
@@ -294,136 +205,54 @@ async fn spark_reads_the_lake_with_the_same_counts_types_and_timestamps() {
     for (x, y) in sd.iter().zip(&ed) {
         assert_eq!(x["d"], y["d"]);
         for k in ["n", "m", "lo_us", "hi_us"] {
-            assert_eq!(
-                int(&x[k]),
-                int(&y[k]),
-                "{} {k}: Spark {x} vs etl {y}",
-                x["d"]
-            );
+            assert_eq!(int(&x[k]), int(&y[k]), "{} {k}: Spark {x} vs etl {y}", x["d"]);
         }
     }
-    assert_eq!(
-        sd.iter()
-            .map(|r| (r["d"].as_str().unwrap(), int(&r["n"])))
-            .collect::<Vec<_>>(),
-        [("2022-12-12", 5385), ("2023-02-15", 7406)]
-    );
+    assert_eq!(sd.iter().map(|r| (r["d"].as_str().unwrap(), int(&r["n"]))).collect::<Vec<_>>(), [("2022-12-12", 5385), ("2023-02-15", 7406)]);
 
     // Quality flags: the LIST<VARCHAR> column, element by element.
     let ef = q(&lake, "select f, count(*) n from (select unnest(quality_flags) f from breadcrumbs) group by f order by f");
     let sf = s["flags"].as_array().unwrap();
     assert!(!sf.is_empty());
-    assert_eq!(
-        sf.iter()
-            .map(|r| (r["f"].as_str().unwrap().to_string(), int(&r["n"])))
-            .collect::<Vec<_>>(),
-        ef.iter()
-            .map(|r| (r["f"].as_str().unwrap().to_string(), int(&r["n"])))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(sf.iter().map(|r| (r["f"].as_str().unwrap().to_string(), int(&r["n"]))).collect::<Vec<_>>(), ef.iter().map(|r| (r["f"].as_str().unwrap().to_string(), int(&r["n"]))).collect::<Vec<_>>());
 
     // standard/rejects (not partitioned; its service_date is a column of the files).
     let er = &q(&lake, "select count(*) n, count(service_date) with_date, count(distinct kafka_offset) offsets, min(kafka_timestamp) k_lo, cast(min(kafka_timestamp) as bigint) k_lo_ms, cast(max(kafka_timestamp) as bigint) k_hi_ms from rejects")[0];
     let sr = &s["rejects"];
     for k in ["n", "with_date", "offsets", "k_lo_ms", "k_hi_ms"] {
-        assert_eq!(
-            int(&sr[k]),
-            int(&er[k]),
-            "rejects {k}: Spark {sr} vs etl {er}"
-        );
+        assert_eq!(int(&sr[k]), int(&er[k]), "rejects {k}: Spark {sr} vs etl {er}");
     }
-    assert_eq!(
-        instant(&sr["k_lo"]),
-        instant(&er["k_lo"]),
-        "rejects kafka_timestamp (ms): Spark {} vs etl {}",
-        sr["k_lo"],
-        er["k_lo"]
-    );
+    assert_eq!(instant(&sr["k_lo"]), instant(&er["k_lo"]), "rejects kafka_timestamp (ms): Spark {} vs etl {}", sr["k_lo"], er["k_lo"]);
     assert_eq!(int(&sr["n"]), 161);
-    let err_rules = q(
-        &lake,
-        "select rule, count(*) n from rejects group by rule order by rule",
-    );
-    assert_eq!(
-        s["reject_rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| (r["rule"].clone(), int(&r["n"])))
-            .collect::<Vec<_>>(),
-        err_rules
-            .iter()
-            .map(|r| (r["rule"].clone(), int(&r["n"])))
-            .collect::<Vec<_>>()
-    );
+    let err_rules = q(&lake, "select rule, count(*) n from rejects group by rule order by rule");
+    assert_eq!(s["reject_rules"].as_array().unwrap().iter().map(|r| (r["rule"].clone(), int(&r["n"]))).collect::<Vec<_>>(), err_rules.iter().map(|r| (r["rule"].clone(), int(&r["n"]))).collect::<Vec<_>>());
 
     // archive/breadcrumbs.
-    let ea = &q(
-        &lake,
-        "select count(*) n, sum(meters) m, count(distinct service_date) d from archive_breadcrumbs",
-    )[0];
+    let ea = &q(&lake, "select count(*) n, sum(meters) m, count(distinct service_date) d from archive_breadcrumbs")[0];
     for k in ["n", "m", "d"] {
-        assert_eq!(
-            int(&s["archive_breadcrumbs"][k]),
-            int(&ea[k]),
-            "archive_breadcrumbs {k}: Spark {} vs etl {ea}",
-            s["archive_breadcrumbs"]
-        );
+        assert_eq!(int(&s["archive_breadcrumbs"][k]), int(&ea[k]), "archive_breadcrumbs {k}: Spark {} vs etl {ea}", s["archive_breadcrumbs"]);
     }
 
     // archive/trips.
     let et = &q(&lake, "select count(*) n, sum(points) p, sum(duration_s) s, sum(distance_m) dist, min(start_time) lo, max(end_time) hi, cast(min(start_time) as bigint) lo_us, cast(max(end_time) as bigint) hi_us from trips")[0];
     let st = &s["trips"];
     for k in ["n", "p", "s", "lo_us", "hi_us"] {
-        assert_eq!(
-            int(&st[k]),
-            int(&et[k]),
-            "trips {k}: Spark {st} vs etl {et}"
-        );
+        assert_eq!(int(&st[k]), int(&et[k]), "trips {k}: Spark {st} vs etl {et}");
     }
-    assert!(
-        (float(&st["dist"]) - float(&et["dist"])).abs() <= 1e-9 * float(&et["dist"]).abs(),
-        "trips distance: Spark {st} vs etl {et}"
-    );
+    assert!((float(&st["dist"]) - float(&et["dist"])).abs() <= 1e-9 * float(&et["dist"]).abs(), "trips distance: Spark {st} vs etl {et}");
     for k in ["lo", "hi"] {
-        assert_eq!(
-            instant(&st[k]),
-            instant(&et[k]),
-            "trips {k}: Spark {} vs etl {}",
-            st[k],
-            et[k]
-        );
+        assert_eq!(instant(&st[k]), instant(&et[k]), "trips {k}: Spark {} vs etl {}", st[k], et[k]);
     }
     assert_eq!((int(&st["n"]), int(&st["p"])), (41, 12791));
     let etd = q(&lake, "select cast(service_date as varchar) d, count(*) n, sum(points) p from trips group by service_date order by service_date");
     assert_eq!(
-        s["trips_per_date"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| (r["d"].clone(), int(&r["n"]), int(&r["p"])))
-            .collect::<Vec<_>>(),
-        etd.iter()
-            .map(|r| (r["d"].clone(), int(&r["n"]), int(&r["p"])))
-            .collect::<Vec<_>>()
+        s["trips_per_date"].as_array().unwrap().iter().map(|r| (r["d"].clone(), int(&r["n"]), int(&r["p"]))).collect::<Vec<_>>(),
+        etd.iter().map(|r| (r["d"].clone(), int(&r["n"]), int(&r["p"]))).collect::<Vec<_>>()
     );
     // The hand-checked trip (tests/it/reduce_query.rs): 05:41:09 PST is 13:41:09 UTC.
     let t = &s["trip_259172515"][0];
-    assert_eq!(
-        (
-            int(&t["vehicle_id"]),
-            int(&t["points"]),
-            int(&t["duration_s"])
-        ),
-        (4223, 161, 970)
-    );
-    assert_eq!(
-        (t["d"].as_str(), t["start"].as_str()),
-        (Some("2023-02-15"), Some("2023-02-15T13:41:09.000000Z"))
-    );
-    let et1 = &q(
-        &lake,
-        "select cast(end_time as bigint) end_us from trips where trip_id = 259172515",
-    )[0];
+    assert_eq!((int(&t["vehicle_id"]), int(&t["points"]), int(&t["duration_s"])), (4223, 161, 970));
+    assert_eq!((t["d"].as_str(), t["start"].as_str()), (Some("2023-02-15"), Some("2023-02-15T13:41:09.000000Z")));
+    let et1 = &q(&lake, "select cast(end_time as bigint) end_us from trips where trip_id = 259172515")[0];
     assert_eq!(int(&t["end_us"]), int(&et1["end_us"]));
 }

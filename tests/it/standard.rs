@@ -9,15 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn std_ok(lake: &str, private: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "standard",
-        "--lake",
-        lake,
-        "--private-key",
-        private.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["standard", "--lake", lake, "--private-key", private.to_str().unwrap(), "--format", "json"];
     args.extend(extra);
     serde_json::from_str(&etl_ok(&args)).unwrap()
 }
@@ -25,18 +17,10 @@ fn std_ok(lake: &str, private: &Path, extra: &[&str]) -> serde_json::Value {
 /// Live breadcrumbs rows and reject (topic, partition, offset, rule) of a lake, through the manifest.
 async fn read_layer(lake: &str) -> (Vec<Row>, Vec<(String, i32, i64, String, String)>) {
     let l = etl::lake::Lake::open(lake).unwrap();
-    let m = etl::table::Layer::new(l.clone(), "standard")
-        .latest()
-        .await
-        .unwrap()
-        .expect("no standard manifest");
+    let m = etl::table::Layer::new(l.clone(), "standard").latest().await.unwrap().expect("no standard manifest");
     let mut rows = Vec::new();
     for f in &m.tables["breadcrumbs"] {
-        let date = chrono::NaiveDate::parse_from_str(
-            f.partition.strip_prefix("service_date=").unwrap(),
-            "%Y-%m-%d",
-        )
-        .unwrap();
+        let date = chrono::NaiveDate::parse_from_str(f.partition.strip_prefix("service_date=").unwrap(), "%Y-%m-%d").unwrap();
         for b in read_parquet(l.get(&f.path).await.unwrap(), &f.path).unwrap() {
             rows.extend(rows_from_batch(&b, date).unwrap());
         }
@@ -46,24 +30,10 @@ async fn read_layer(lake: &str) -> (Vec<Row>, Vec<(String, i32, i64, String, Str
         for b in read_parquet(l.get(&f.path).await.unwrap(), &f.path).unwrap() {
             let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
             let (t, rule, msg) = (s("kafka_topic"), s("rule"), s("message"));
-            let p = b
-                .column_by_name("kafka_partition")
-                .unwrap()
-                .as_primitive::<arrow::datatypes::Int32Type>()
-                .clone();
-            let o = b
-                .column_by_name("kafka_offset")
-                .unwrap()
-                .as_primitive::<arrow::datatypes::Int64Type>()
-                .clone();
+            let p = b.column_by_name("kafka_partition").unwrap().as_primitive::<arrow::datatypes::Int32Type>().clone();
+            let o = b.column_by_name("kafka_offset").unwrap().as_primitive::<arrow::datatypes::Int64Type>().clone();
             for i in 0..b.num_rows() {
-                rejects.push((
-                    t.value(i).to_string(),
-                    p.value(i),
-                    o.value(i),
-                    rule.value(i).to_string(),
-                    msg.value(i).to_string(),
-                ));
+                rejects.push((t.value(i).to_string(), p.value(i), o.value(i), rule.value(i).to_string(), msg.value(i).to_string()));
             }
         }
     }
@@ -79,33 +49,16 @@ fn row_set(rows: &[Row]) -> Vec<String> {
 
 /// Python from `scripts/pyenv.sh` (DuckDB + pyarrow from PyPI).
 pub fn python() -> std::path::PathBuf {
-    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyenv.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyenv.sh")).stderr(Stdio::inherit()).output().unwrap();
     assert!(out.status.success(), "scripts/pyenv.sh failed");
     std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 /// Runs a Python snippet with `args` in sys.argv[1:]; returns its stdout parsed as JSON.
 pub fn py_json(code: &str, args: &[&str]) -> serde_json::Value {
-    let o = Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad JSON from python ({e}): {}",
-            String::from_utf8_lossy(&o.stdout)
-        )
-    })
+    let o = Command::new(python()).arg("-c").arg(code).args(args).output().unwrap();
+    assert!(o.status.success(), "python failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bad JSON from python ({e}): {}", String::from_utf8_lossy(&o.stdout)))
 }
 
 async fn samples_lake(topic_prefix: &str) -> (tempfile::TempDir, String, String, u64) {
@@ -125,33 +78,14 @@ async fn samples_balance_per_partition_and_rerun_converts_nothing_twice() {
     let (_, privk) = keys();
     let r = std_ok(&lake, &privk, &[]);
     assert_eq!(r["records_in"].as_u64(), Some(sent));
-    assert_eq!(
-        r["rows_written"].as_u64().unwrap() + r["rejects"].as_u64().unwrap(),
-        sent,
-        "{r}"
-    );
+    assert_eq!(r["rows_written"].as_u64().unwrap() + r["rejects"].as_u64().unwrap(), sent, "{r}");
     // The one-trip CSV repeats 161 rows of the full-day CSV: they are duplicates, nothing else is rejected.
-    assert_eq!(
-        r["rejects_by_rule"],
-        serde_json::json!({"duplicate": 161}),
-        "{r}"
-    );
-    assert_eq!(
-        r["service_dates"],
-        serde_json::json!(["2022-12-12", "2023-02-15"])
-    );
+    assert_eq!(r["rejects_by_rule"], serde_json::json!({"duplicate": 161}), "{r}");
+    assert_eq!(r["service_dates"], serde_json::json!(["2022-12-12", "2023-02-15"]));
 
     // Per partition and in total, reconciled by `etl verify`.
     let truth = kafka_truth(&topic);
-    let o = etl(&[
-        "verify",
-        "--lake",
-        &lake,
-        "--private-key",
-        privk.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let o = etl(&["verify", "--lake", &lake, "--private-key", privk.to_str().unwrap(), "--format", "json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let std = &v["standard"];
@@ -164,22 +98,14 @@ async fn samples_balance_per_partition_and_rerun_converts_nothing_twice() {
             continue;
         }
         assert_eq!(b["raw_records"].as_u64(), Some(in_kafka), "{std}");
-        assert_eq!(
-            b["rows"].as_u64().unwrap() + b["rejects"].as_u64().unwrap(),
-            in_kafka,
-            "{std}"
-        );
+        assert_eq!(b["rows"].as_u64().unwrap() + b["rejects"].as_u64().unwrap(), in_kafka, "{std}");
     }
 
     let (rows, rejects) = read_layer(&lake).await;
     assert_eq!(rows.len() + rejects.len(), sent as usize);
     assert!(rejects.iter().all(|r| !r.3.is_empty() && !r.4.is_empty()));
     // Never both, never twice.
-    let mut ids: Vec<(i32, i64)> = rows
-        .iter()
-        .map(|r| (r.partition, r.offset))
-        .chain(rejects.iter().map(|r| (r.1, r.2)))
-        .collect();
+    let mut ids: Vec<(i32, i64)> = rows.iter().map(|r| (r.partition, r.offset)).chain(rejects.iter().map(|r| (r.1, r.2))).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), sent as usize);
@@ -188,11 +114,7 @@ async fn samples_balance_per_partition_and_rerun_converts_nothing_twice() {
     let again = std_ok(&lake, &privk, &[]);
     assert_eq!(again["raw_objects"].as_u64(), Some(0));
     assert!(again["version"].is_null());
-    assert_eq!(
-        lake_files(Path::new(&lake)),
-        before,
-        "a rerun with nothing new changed the lake"
-    );
+    assert_eq!(lake_files(Path::new(&lake)), before, "a rerun with nothing new changed the lake");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -222,30 +144,17 @@ async fn small_batches_compact_into_one_file_per_date_with_identical_contents() 
     let (c, _) = read_layer(&spilled).await;
     let (a, ra) = read_layer(&lake).await;
     assert_eq!(row_set(&a), row_set(&c), "spilling changed the result");
-    assert!(
-        lake_files(Path::new(&spilled))
-            .iter()
-            .all(|f| !f.contains("_staging")),
-        "spill files left behind"
-    );
+    assert!(lake_files(Path::new(&spilled)).iter().all(|f| !f.contains("_staging")), "spill files left behind");
     let (b, rb) = read_layer(&other).await;
     assert_eq!(row_set(&a), row_set(&b));
     let (mut ra, mut rb) = (ra, rb);
     ra.sort();
     rb.sort();
-    assert_eq!(
-        ra.iter().map(|r| (r.1, r.2, &r.3)).collect::<Vec<_>>(),
-        rb.iter().map(|r| (r.1, r.2, &r.3)).collect::<Vec<_>>()
-    );
+    assert_eq!(ra.iter().map(|r| (r.1, r.2, &r.3)).collect::<Vec<_>>(), rb.iter().map(|r| (r.1, r.2, &r.3)).collect::<Vec<_>>());
     // No small-file swamp: exactly one data file per service date, and nothing else in the dirs.
-    let files: Vec<String> = lake_files(Path::new(&other))
-        .into_iter()
-        .filter(|f| f.starts_with("standard/breadcrumbs/"))
-        .collect();
+    let files: Vec<String> = lake_files(Path::new(&other)).into_iter().filter(|f| f.starts_with("standard/breadcrumbs/")).collect();
     assert_eq!(files.len(), 2, "{files:?}");
-    assert!(lake_files(Path::new(&other))
-        .iter()
-        .all(|f| !f.contains("_staging")));
+    assert!(lake_files(Path::new(&other)).iter().all(|f| !f.contains("_staging")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -257,81 +166,35 @@ async fn sigkill_during_standard_then_rerun_gives_identical_tables() {
     std_ok(&lake, &privk, &[]);
     let (want_rows, want_rejects) = read_layer(&lake).await;
     let want_rejects: Vec<_> = {
-        let mut v: Vec<_> = want_rejects
-            .iter()
-            .map(|r| (r.1, r.2, r.3.clone()))
-            .collect();
+        let mut v: Vec<_> = want_rejects.iter().map(|r| (r.1, r.2, r.3.clone())).collect();
         v.sort();
         v
     };
-    for (i, point) in ["before-commit", "after-commit", "after-publish"]
-        .iter()
-        .enumerate()
-    {
+    for (i, point) in ["before-commit", "after-commit", "after-publish"].iter().enumerate() {
         let l = d.path().join(format!("k{i}"));
         copy_dir(&pristine, &l);
         let l = l.display().to_string();
-        let args: Vec<String> = [
-            "standard",
-            "--lake",
-            &l,
-            "--private-key",
-            privk.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let args: Vec<String> = ["standard", "--lake", &l, "--private-key", privk.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
         assert!(kill_at_point(&args, point), "never reached {point}");
         // Whatever a plain reader lists now is either nothing or a complete version.
-        let listed: Vec<String> = lake_files(Path::new(&l))
-            .into_iter()
-            .filter(|f| f.starts_with("standard/breadcrumbs/"))
-            .collect();
-        assert!(
-            listed.is_empty() || listed.len() == 2,
-            "after kill at {point}: {listed:?}"
-        );
+        let listed: Vec<String> = lake_files(Path::new(&l)).into_iter().filter(|f| f.starts_with("standard/breadcrumbs/")).collect();
+        assert!(listed.is_empty() || listed.len() == 2, "after kill at {point}: {listed:?}");
         std_ok(&l, &privk, &[]);
         let (rows, rejects) = read_layer(&l).await;
         let mut rj: Vec<_> = rejects.iter().map(|r| (r.1, r.2, r.3.clone())).collect();
         rj.sort();
-        assert_eq!(
-            row_set(&rows),
-            row_set(&want_rows),
-            "rows differ after kill at {point}"
-        );
+        assert_eq!(row_set(&rows), row_set(&want_rows), "rows differ after kill at {point}");
         assert_eq!(rj, want_rejects, "rejects differ after kill at {point}");
-        let files: Vec<String> = lake_files(Path::new(&l))
-            .into_iter()
-            .filter(|f| {
-                f.starts_with("standard/breadcrumbs/") || f.starts_with("standard/rejects/")
-            })
-            .collect();
+        let files: Vec<String> = lake_files(Path::new(&l)).into_iter().filter(|f| f.starts_with("standard/breadcrumbs/") || f.starts_with("standard/rejects/")).collect();
         assert_eq!(files.len(), 3, "after kill at {point}: {files:?}");
-        let o = etl(&[
-            "verify",
-            "--lake",
-            &l,
-            "--private-key",
-            privk.to_str().unwrap(),
-        ]);
+        let o = etl(&["verify", "--lake", &l, "--private-key", privk.to_str().unwrap()]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     // A random-moment kill too.
     let l = d.path().join("krand");
     copy_dir(&pristine, &l);
     let l = l.display().to_string();
-    let mut child = Command::new(etl_bin())
-        .args([
-            "standard",
-            "--lake",
-            &l,
-            "--private-key",
-            privk.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new(etl_bin()).args(["standard", "--lake", &l, "--private-key", privk.to_str().unwrap()]).stdout(Stdio::null()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(80));
     child.kill().unwrap();
     let _ = child.wait();
@@ -366,17 +229,9 @@ fn variety() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
 
 fn produce_payloads(topic: &str, payloads: &[Vec<u8>]) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let p: BaseProducer = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let p: BaseProducer = rdkafka::config::ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
     for pl in payloads {
-        p.send(
-            BaseRecord::<[u8], [u8]>::to(topic)
-                .payload(&pl[..])
-                .key(&b"k"[..]),
-        )
-        .unwrap();
+        p.send(BaseRecord::<[u8], [u8]>::to(topic).payload(&pl[..]).key(&b"k"[..])).unwrap();
     }
     p.flush(Duration::from_secs(30)).unwrap();
 }
@@ -386,10 +241,7 @@ async fn every_encoding_and_every_kind_of_garbage() {
     let topic = unique_topic("std-variety");
     create_topic(&topic, 1).await;
     let cases = variety();
-    produce_payloads(
-        &topic,
-        &cases.iter().map(|c| c.1.clone()).collect::<Vec<_>>(),
-    );
+    produce_payloads(&topic, &cases.iter().map(|c| c.1.clone()).collect::<Vec<_>>());
     let (pubk, privk) = keys();
     let d = tempfile::tempdir().unwrap();
     let lake = d.path().join("lake").display().to_string();
@@ -402,10 +254,7 @@ async fn every_encoding_and_every_kind_of_garbage() {
         let row = rows.iter().find(|r| r.offset == offset);
         let rej = rejects.iter().find(|r| r.2 == offset);
         match want {
-            None => assert!(
-                row.is_some() && rej.is_none(),
-                "{label}: expected a row, got reject {rej:?}"
-            ),
+            None => assert!(row.is_some() && rej.is_none(), "{label}: expected a row, got reject {rej:?}"),
             Some(rule) => {
                 assert!(row.is_none(), "{label}: expected reject {rule}, got a row");
                 assert_eq!(rej.map(|r| r.3.as_str()), Some(*rule), "{label}");
@@ -414,26 +263,10 @@ async fn every_encoding_and_every_kind_of_garbage() {
     }
     let by = |o: i64| &rows.iter().find(|r| r.offset == o).unwrap().bc;
     assert_eq!(by(1).encoding, "json+string_numbers");
-    assert_eq!(
-        (
-            by(2).meters,
-            by(2).latitude,
-            by(2).hdop,
-            by(2).stop_event_id
-        ),
-        (None, None, None, None)
-    );
+    assert_eq!((by(2).meters, by(2).latitude, by(2).hdop, by(2).stop_event_id), (None, None, None, None));
     assert!(by(2).flags.contains(&"missing_position"));
     assert!(by(3).encoding.contains("double_encoded"));
-    assert_eq!(
-        (
-            by(4).velocity,
-            by(4).direction,
-            by(4).radio_quality,
-            by(4).schedule_deviation
-        ),
-        (Some(7.0), Some(185.0), None, Some(-105))
-    );
+    assert_eq!((by(4).velocity, by(4).direction, by(4).radio_quality, by(4).schedule_deviation), (Some(7.0), Some(185.0), None, Some(-105)));
     assert_eq!(by(4).service_date.to_string(), "2020-09-14");
     let extra: serde_json::Value = serde_json::from_str(by(5).extra.as_deref().unwrap()).unwrap();
     assert_eq!(extra, serde_json::json!({"ROUTE_NUMBER": 20, "FOO": "bar"}));
@@ -445,13 +278,7 @@ async fn every_encoding_and_every_kind_of_garbage() {
          print(json.dumps(r))",
         &[&lake],
     );
-    assert_eq!(
-        dst,
-        serde_json::json!([
-            [78, "2023-03-12T17:00:00Z", "2023-03-12"],
-            [79, "2023-02-16T09:00:00Z", "2023-02-15"]
-        ])
-    );
+    assert_eq!(dst, serde_json::json!([[78, "2023-03-12T17:00:00Z", "2023-03-12"], [79, "2023-02-16T09:00:00Z", "2023-02-15"]]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -464,13 +291,8 @@ async fn duckdb_and_pyarrow_read_the_layer_with_the_right_types_and_sums() {
         rows.len(),
         rows.iter().map(|r| r.bc.meters.unwrap_or(0)).sum::<i64>(),
         rows.iter().map(|r| r.bc.act_time as i64).sum::<i64>(),
-        rows.iter()
-            .map(|r| r.bc.event_time_us / 1_000_000)
-            .sum::<i64>(),
-        rows.iter()
-            .map(|r| r.bc.vehicle_id)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
+        rows.iter().map(|r| r.bc.event_time_us / 1_000_000).sum::<i64>(),
+        rows.iter().map(|r| r.bc.vehicle_id).collect::<std::collections::BTreeSet<_>>().len(),
     ]);
     let duck = py_json(
         "import duckdb, sys, json\n\
@@ -506,61 +328,17 @@ async fn each_layer_can_live_in_a_store_of_its_own() {
     let sent = produce_samples(&topic);
     let (pubk, privk) = keys();
     let d = tempfile::tempdir().unwrap();
-    let (raw, std, arc) = (
-        d.path().join("raw-bucket"),
-        d.path().join("standard-bucket"),
-        d.path().join("archive-bucket"),
-    );
-    let (raw, std, arc) = (
-        raw.to_str().unwrap(),
-        std.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    );
+    let (raw, std, arc) = (d.path().join("raw-bucket"), d.path().join("standard-bucket"), d.path().join("archive-bucket"));
+    let (raw, std, arc) = (raw.to_str().unwrap(), std.to_str().unwrap(), arc.to_str().unwrap());
     // The raw job only knows the raw bucket.
-    etl_ok(&[
-        "raw",
-        "--brokers",
-        &brokers(),
-        "--topic",
-        &topic,
-        "--raw-lake",
-        raw,
-        "--public-key",
-        pubk.to_str().unwrap(),
-    ]);
-    etl_ok(&[
-        "standard",
-        "--raw-lake",
-        raw,
-        "--standard-lake",
-        std,
-        "--private-key",
-        privk.to_str().unwrap(),
-    ]);
+    etl_ok(&["raw", "--brokers", &brokers(), "--topic", &topic, "--raw-lake", raw, "--public-key", pubk.to_str().unwrap()]);
+    etl_ok(&["standard", "--raw-lake", raw, "--standard-lake", std, "--private-key", privk.to_str().unwrap()]);
     etl_ok(&["reduce", "--standard-lake", std, "--archive-lake", arc]);
     let out = etl_ok(&["query", "--standard-lake", std, "--archive-lake", arc, "--format", "csv", "select (select count(*) from breadcrumbs) + (select count(*) from rejects) as n, (select count(*) from trips) as t"]);
-    assert_eq!(
-        out.lines().nth(1),
-        Some(format!("{sent},41").as_str()),
-        "{out}"
-    );
-    assert!(lake_files(Path::new(raw))
-        .iter()
-        .all(|f| f.starts_with("raw/")));
-    assert!(lake_files(Path::new(std))
-        .iter()
-        .all(|f| f.starts_with("standard/")));
-    assert!(lake_files(Path::new(arc))
-        .iter()
-        .all(|f| f.starts_with("archive/")));
-    let o = etl(&[
-        "verify",
-        "--raw-lake",
-        raw,
-        "--standard-lake",
-        std,
-        "--private-key",
-        privk.to_str().unwrap(),
-    ]);
+    assert_eq!(out.lines().nth(1), Some(format!("{sent},41").as_str()), "{out}");
+    assert!(lake_files(Path::new(raw)).iter().all(|f| f.starts_with("raw/")));
+    assert!(lake_files(Path::new(std)).iter().all(|f| f.starts_with("standard/")));
+    assert!(lake_files(Path::new(arc)).iter().all(|f| f.starts_with("archive/")));
+    let o = etl(&["verify", "--raw-lake", raw, "--standard-lake", std, "--private-key", privk.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
