@@ -542,12 +542,13 @@ mod flat {
             let v = tok.parse::<u64>().ok()?;
             return Some((Scalar::Num(v as f64, v.into()), j));
         }
-        // Decimals that both parsers round exactly alike (at most 15 digits, no exponent: the
-        // value is digits / 10^k with both exact in f64); serde_json takes the rest.
-        if !exponent_free || tok.bytes().filter(u8::is_ascii_digit).count() > 15 {
+        // Decimals that both parsers round exactly alike: no exponent and at most 15 digits
+        // (digits / 10^k, both exact in f64), which is what `decimal` reads; serde_json takes
+        // the rest.
+        if !exponent_free {
             return None;
         }
-        let v: f64 = super::decimal(tok).map_or_else(|| tok.parse().ok(), Some)?;
+        let v = super::decimal(tok)?;
         Some((Scalar::Num(v, serde_json::Number::from_f64(v)?), j))
     }
 

@@ -387,13 +387,9 @@ impl std::fmt::Debug for Plaintext {
 
 impl Drop for Plaintext {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
-        if buf.is_empty() {
-            return;
-        }
         if let Ok(mut pool) = POOL.lock() {
             if pool.len() < POOL_MAX {
-                pool.push(buf);
+                pool.push(std::mem::take(&mut self.buf));
             }
         }
     }
