@@ -1,16 +1,18 @@
 //! The columnar working set of `etl standard`: parsed breadcrumbs go straight into Arrow
-//! columns (no per-row structs), and each service date is merged in one pass: sort by
-//! vehicle / trip / time / lineage, drop duplicate readings, recompute per-trip flags, and
-//! turn the survivors into the `breadcrumbs` schema slice by slice. Pure transformations:
-//! no lake, no Kafka, no clock.
+//! columns (no per-row structs), and each service date is merged as an external merge sort:
+//! every run of rows is in merge order (vehicle, trip, time, lineage), the runs are merged k
+//! ways while the output is written, duplicate readings are dropped and per-trip flags
+//! recomputed on the fly. Memory per date is one batch per run, not the date's rows. Pure
+//! transformations: no lake, no Kafka, no clock.
 //!
 //! ```text
-//!  payloads ──parse──► WorkBuilder (per object, per service date) ──finish──► work batch ─┐
-//!  live Parquet file of the date ──────────────────────────────────────────► to_work ────┤
-//!                                                                                        ▼
-//!        merge: sort keys over all batches (no concat), dedupe (→ duplicate rejects), flags
-//!                                                                                        │
-//!        write_date: interleave(kept[slice]) → from_work → ArrowWriter, one file per `file_rows`
+//!  payloads ──parse──► WorkBuilder (per object, per service date) ──finish──► work batch
+//!     │ chunk of rows in memory full: sort_order + take_work per date ──► spilled sorted run ─┐
+//!     │ rows still in memory at the end ───────────────────────────────► Source::memory ─────┤
+//!  live Parquet file of the date (sorted when written) ──► to_work ────► Source::sorted ─────┤
+//!                                                                                            ▼
+//!   merge_write: k-way merge of the runs' heads ─► dedupe (→ duplicate rejects) ─► meters_backwards
+//!                ─► slice of `slice_rows` rows ─► from_work ─► ArrowWriter, one file per `file_rows`
 //! ```
 //!
 //! The work schema is the `breadcrumbs` schema with three changes that keep memory and copies
@@ -24,7 +26,10 @@ use arrow::array::{
     UInt8Array,
 };
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef};
+use arrow::buffer::{BooleanBuffer, ScalarBuffer};
 use chrono::NaiveDate;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
 use std::sync::{Arc, OnceLock};
 
 use crate::breadcrumb::{rules, Breadcrumb, ENCODINGS};
@@ -242,19 +247,48 @@ pub fn to_work(b: &RecordBatch, is_new: bool) -> Result<RecordBatch, StandardErr
     RecordBatch::try_new(work_schema(), cols).map_err(|e| err(what, e))
 }
 
+/// Rows `idx` (batch, row) of work batches, in that order, still in the work schema (how a
+/// sorted run is spilled).
+pub fn take_work(ws: &[RecordBatch], idx: &[(u32, u32)]) -> Result<RecordBatch, StandardError> {
+    let what = "sorting a run";
+    let idx: Vec<(usize, usize)> = idx.iter().map(|(b, r)| (*b as usize, *r as usize)).collect();
+    let cols = (0..work_schema().fields().len())
+        .map(|i| {
+            let arrays: Vec<&dyn Array> = ws.iter().map(|w| w.column(i).as_ref()).collect();
+            arrow::compute::interleave(&arrays, &idx)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(what, e))?;
+    RecordBatch::try_new(work_schema(), cols).map_err(|e| err(what, e))
+}
+
 /// Rows `idx` (batch, row) of work batches, in that order, in the `breadcrumbs` schema.
 pub fn from_work(ws: &[RecordBatch], idx: &[(u32, u32)]) -> Result<RecordBatch, StandardError> {
+    breadcrumbs_of(ws, idx, None)
+}
+
+/// `from_work`, with `bits` (one per row) in place of the rows' own flag bits when given.
+fn breadcrumbs_of(ws: &[RecordBatch], idx: &[(u32, u32)], bits: Option<&[u8]>) -> Result<RecordBatch, StandardError> {
     let what = "building breadcrumbs batch";
     let idx: Vec<(usize, usize)> = idx.iter().map(|(b, r)| (*b as usize, *r as usize)).collect();
     let schema = breadcrumbs_schema();
     let mut cols = Vec::with_capacity(schema.fields().len());
     for (i, f) in schema.fields().iter().enumerate() {
-        let arrays: Vec<&dyn Array> = ws.iter().map(|w| w.column(i).as_ref()).collect();
-        let taken = arrow::compute::interleave(&arrays, &idx).map_err(|e| err(what, e))?;
+        let take = || {
+            let arrays: Vec<&dyn Array> = ws.iter().map(|w| w.column(i).as_ref()).collect();
+            arrow::compute::interleave(&arrays, &idx).map_err(|e| err(what, e))
+        };
         let col = if i == c::FLAGS {
-            let bits = taken.as_primitive::<arrow::datatypes::UInt8Type>();
+            let taken;
+            let bits = match bits {
+                Some(b) => b,
+                None => {
+                    taken = take()?;
+                    taken.as_primitive::<arrow::datatypes::UInt8Type>().values().as_ref()
+                }
+            };
             let mut lb = ListBuilder::with_capacity(StringBuilder::new(), bits.len());
-            for b in bits.values() {
+            for b in bits {
                 for r in flags_of(*b) {
                     lb.values().append_value(r);
                 }
@@ -262,29 +296,17 @@ pub fn from_work(ws: &[RecordBatch], idx: &[(u32, u32)]) -> Result<RecordBatch, 
             }
             let list: ListArray = lb.finish();
             arrow::compute::cast(&list, f.data_type()).map_err(|e| err(what, e))?
-        } else if taken.data_type() != f.data_type() {
-            arrow::compute::cast(&taken, f.data_type()).map_err(|e| err(what, e))?
         } else {
-            taken
+            let taken = take()?;
+            if taken.data_type() != f.data_type() {
+                arrow::compute::cast(&taken, f.data_type()).map_err(|e| err(what, e))?
+            } else {
+                taken
+            }
         };
         cols.push(col);
     }
     RecordBatch::try_new(schema, cols).map_err(|e| err(what, e))
-}
-
-/// One service date merged: its work batches (flags recomputed) and the rows to keep, in
-/// output order.
-pub struct Merged {
-    /// All rows of the date (existing and new), flags recomputed.
-    pub batches: Vec<RecordBatch>,
-    /// Rows kept as (batch, row), sorted by vehicle, trip, act_time, lineage.
-    pub kept: Vec<(u32, u32)>,
-    /// Duplicate readings among the new rows, as rejects.
-    pub dups: Vec<RejectRow>,
-    /// New rows kept.
-    pub new_rows: u64,
-    /// New rows kept with `meters_backwards`.
-    pub new_backwards: u64,
 }
 
 fn prim<T: ArrowPrimitiveType>(b: &RecordBatch, i: usize) -> &PrimitiveArray<T> {
@@ -350,103 +372,387 @@ impl<'a> Values<'a> {
     }
 }
 
-/// Merges every batch of one service date without concatenating them: rows already in the
-/// lake (`is_new` = false) keep their place; a new row that repeats a reading (same vehicle,
-/// trip, act_time and values) of an earlier row — existing first, then by topic, partition,
-/// offset — becomes a `duplicate` reject; `meters_backwards` is recomputed along each trip.
-pub fn merge(batches: Vec<RecordBatch>, date: NaiveDate) -> Result<Merged, StandardError> {
-    for b in &batches {
-        if b.schema() != work_schema() {
-            return Err(err("merging batches", "a batch does not have the work schema"));
-        }
+fn check_schema(what: &str, b: &RecordBatch) -> Result<(), StandardError> {
+    if b.schema() != work_schema() {
+        return Err(err(what, "a batch does not have the work schema"));
     }
+    Ok(())
+}
+
+/// The merge order of the rows of `batches`: vehicle, trip, act_time, rows already in the lake
+/// before new ones, then topic, partition, offset.
+pub fn sort_order(batches: &[RecordBatch]) -> Vec<(u32, u32)> {
     // Topic order by name (dictionary keys differ from batch to batch).
-    let mut names: Vec<String> = Vec::new();
-    for b in &batches {
-        let d = b.column(c::TOPIC).as_dictionary::<Int32Type>();
-        names.extend(d.values().as_string::<i32>().iter().flatten().map(str::to_string));
-    }
-    names.sort();
+    let mut names: Vec<&str> = batches.iter().flat_map(|b| b.column(c::TOPIC).as_dictionary::<Int32Type>().values().as_string::<i32>().iter().flatten()).collect();
+    names.sort_unstable();
     names.dedup();
     let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let mut keys: Vec<(i64, i64, i32, bool, u32, i32, i64, u32, u32)> = Vec::with_capacity(n);
     for (bi, b) in batches.iter().enumerate() {
-        let (trip, veh, act) = (prim::<Int64Type>(b, c::TRIP), prim::<Int64Type>(b, c::VEHICLE), prim::<Int32Type>(b, c::ACT));
-        let (part, off) = (prim::<Int32Type>(b, c::PARTITION), prim::<Int64Type>(b, c::OFFSET));
+        let (trip, veh, act) = (prim::<Int64Type>(b, c::TRIP).values(), prim::<Int64Type>(b, c::VEHICLE).values(), prim::<Int32Type>(b, c::ACT).values());
+        let (part, off) = (prim::<Int32Type>(b, c::PARTITION).values(), prim::<Int64Type>(b, c::OFFSET).values());
         let is_new = b.column(c::IS_NEW).as_boolean();
         let d = b.column(c::TOPIC).as_dictionary::<Int32Type>();
-        let rank: Vec<u32> = d.values().as_string::<i32>().iter().map(|t| names.binary_search_by(|x| x.as_str().cmp(t.unwrap_or(""))).unwrap_or(0) as u32).collect();
-        let tk = d.keys();
+        let rank: Vec<u32> = d.values().as_string::<i32>().iter().map(|t| names.binary_search(&t.unwrap_or("")).unwrap_or(0) as u32).collect();
+        let tk = d.keys().values();
         for i in 0..b.num_rows() {
-            keys.push((veh.value(i), trip.value(i), act.value(i), is_new.value(i), rank[tk.value(i) as usize], part.value(i), off.value(i), bi as u32, i as u32));
+            keys.push((veh[i], trip[i], act[i], is_new.value(i), rank[tk[i] as usize], part[i], off[i], bi as u32, i as u32));
         }
     }
     keys.sort_unstable();
+    keys.into_iter().map(|k| (k.7, k.8)).collect()
+}
 
-    let values: Vec<Values<'_>> = batches.iter().map(Values::of).collect();
-    let mut kept: Vec<(u32, u32)> = Vec::with_capacity(n);
-    let mut dups = Vec::new();
-    let mut g = 0;
-    while g < keys.len() {
-        let mut e = g + 1;
-        while e < keys.len() && (keys[e].0, keys[e].1, keys[e].2) == (keys[g].0, keys[g].1, keys[g].2) {
-            e += 1;
+/// One run of work rows in merge order (see [`sort_order`]), an input of [`merge_write`].
+pub struct Source {
+    what: String,
+    kind: Kind,
+}
+
+type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch, StandardError>> + Send>;
+
+enum Kind {
+    /// Batches held in memory and the order to read their rows in.
+    Memory { batches: Vec<RecordBatch>, order: Vec<(u32, u32)>, pos: usize },
+    /// Batches read one at a time, rows already in merge order (a spilled run, a live file).
+    Sorted { batches: BatchIter, row: usize, len: usize },
+}
+
+impl Source {
+    /// Work batches in any order, sorted here; `what` names them in errors.
+    pub fn memory(what: impl Into<String>, batches: Vec<RecordBatch>) -> Result<Self, StandardError> {
+        let what = what.into();
+        for b in &batches {
+            check_schema(&what, b)?;
         }
-        let group_start = kept.len();
-        for k in &keys[g..e] {
-            let (bi, i) = (k.7 as usize, k.8 as usize);
-            let first = if k.3 { kept[group_start..].iter().copied().find(|(bj, j)| values[*bj as usize].same(*j as usize, &values[bi], i)) } else { None };
-            match first {
-                None => kept.push((k.7, k.8)),
-                Some((bj, j)) => dups.push(duplicate(&batches[bi], i, &batches[bj as usize], j as usize, date)),
+        let order = sort_order(&batches);
+        Ok(Source { what, kind: Kind::Memory { batches, order, pos: 0 } })
+    }
+
+    /// Work batches whose rows are already in merge order, read as the merge needs them (the
+    /// merge fails, naming `what`, if they are not).
+    pub fn sorted(what: impl Into<String>, batches: impl Iterator<Item = Result<RecordBatch, StandardError>> + Send + 'static) -> Self {
+        Source { what: what.into(), kind: Kind::Sorted { batches: Box::new(batches), row: 0, len: 0 } }
+    }
+}
+
+/// The ordering columns of one work batch.
+struct Keys {
+    veh: ScalarBuffer<i64>,
+    trip: ScalarBuffer<i64>,
+    act: ScalarBuffer<i32>,
+    is_new: BooleanBuffer,
+    part: ScalarBuffer<i32>,
+    off: ScalarBuffer<i64>,
+    meters: Int64Array,
+    bits: ScalarBuffer<u8>,
+    topic: ScalarBuffer<i32>,
+    /// Dictionary value → index into the merge's topic names.
+    topic_ids: Vec<u32>,
+}
+
+impl Keys {
+    fn of(b: &RecordBatch, topics: &mut Vec<String>) -> Self {
+        let d = b.column(c::TOPIC).as_dictionary::<Int32Type>();
+        let topic_ids = d
+            .values()
+            .as_string::<i32>()
+            .iter()
+            .map(|t| {
+                let t = t.unwrap_or("");
+                topics.iter().position(|x| x == t).unwrap_or_else(|| {
+                    topics.push(t.to_string());
+                    topics.len() - 1
+                }) as u32
+            })
+            .collect();
+        Keys {
+            veh: prim::<Int64Type>(b, c::VEHICLE).values().clone(),
+            trip: prim::<Int64Type>(b, c::TRIP).values().clone(),
+            act: prim::<Int32Type>(b, c::ACT).values().clone(),
+            is_new: b.column(c::IS_NEW).as_boolean().values().clone(),
+            part: prim::<Int32Type>(b, c::PARTITION).values().clone(),
+            off: prim::<Int64Type>(b, c::OFFSET).values().clone(),
+            meters: prim::<Int64Type>(b, c::METERS).clone(),
+            bits: prim::<arrow::datatypes::UInt8Type>(b, c::FLAGS).values().clone(),
+            topic: d.keys().values().clone(),
+            topic_ids,
+        }
+    }
+}
+
+/// The row a run is at: its ordering key, what the merge needs of it, and where it is.
+#[derive(Clone, Copy)]
+struct Head {
+    veh: i64,
+    trip: i64,
+    act: i32,
+    is_new: bool,
+    topic: u32,
+    part: i32,
+    off: i64,
+    meters: Option<i64>,
+    bits: u8,
+    /// Index into the merge's pinned batches.
+    slot: u32,
+    row: u32,
+}
+
+/// A run being merged.
+struct Cursor {
+    src: Source,
+    /// Keys of the run's batches in memory (all of a `Memory` run, the current one of a `Sorted` run).
+    keys: Vec<Keys>,
+    /// Pinned slot of each of those batches.
+    slots: Vec<u32>,
+    head: Option<Head>,
+}
+
+impl Cursor {
+    fn new(src: Source, pins: &mut Vec<RecordBatch>, topics: &mut Vec<String>) -> Self {
+        let mut c = Cursor { src, keys: Vec::new(), slots: Vec::new(), head: None };
+        if let Kind::Memory { batches, .. } = &c.src.kind {
+            for b in batches {
+                c.keys.push(Keys::of(b, topics));
+                c.slots.push(pins.len() as u32);
+                pins.push(b.clone());
             }
         }
-        g = e;
+        c
     }
-    drop(keys);
-    drop(values);
 
-    // meters_backwards along each trip, in time order.
-    let mut bits: Vec<Vec<u8>> = batches.iter().map(|b| prim::<arrow::datatypes::UInt8Type>(b, c::FLAGS).values().to_vec()).collect();
+    /// Moves to the run's next row (`head` = None at its end).
+    fn advance(&mut self, pins: &mut Vec<RecordBatch>, topics: &mut Vec<String>) -> Result<(), StandardError> {
+        let (k, row) = match &mut self.src.kind {
+            Kind::Memory { order, pos, .. } => {
+                let Some(&(bi, i)) = order.get(*pos) else {
+                    self.head = None;
+                    return Ok(());
+                };
+                *pos += 1;
+                (bi as usize, i as usize)
+            }
+            Kind::Sorted { batches, row, len } => {
+                while *row >= *len {
+                    let Some(b) = batches.next() else {
+                        self.head = None;
+                        self.keys.clear();
+                        return Ok(());
+                    };
+                    let b = b?;
+                    check_schema(&self.src.what, &b)?;
+                    (*row, *len) = (0, b.num_rows());
+                    self.keys = vec![Keys::of(&b, topics)];
+                    self.slots = vec![pins.len() as u32];
+                    pins.push(b);
+                }
+                *row += 1;
+                (0, *row - 1)
+            }
+        };
+        let ks = &self.keys[k];
+        let h = Head {
+            veh: ks.veh[row],
+            trip: ks.trip[row],
+            act: ks.act[row],
+            is_new: ks.is_new.value(row),
+            topic: ks.topic_ids[ks.topic[row] as usize],
+            part: ks.part[row],
+            off: ks.off[row],
+            meters: ks.meters.is_valid(row).then(|| ks.meters.value(row)),
+            bits: ks.bits[row],
+            slot: self.slots[k],
+            row: row as u32,
+        };
+        if let Some(p) = self.head {
+            if (h.veh, h.trip, h.act, h.is_new) < (p.veh, p.trip, p.act, p.is_new) {
+                return Err(err(
+                    &self.src.what,
+                    format!("rows out of vehicle, trip, act_time order: vehicle {} trip {} act_time {} after vehicle {} trip {} act_time {}", h.veh, h.trip, h.act, p.veh, p.trip, p.act),
+                ));
+            }
+        }
+        self.head = Some(h);
+        Ok(())
+    }
+}
+
+/// Whether run `a`'s head comes before run `b`'s (ties: the earlier run).
+fn before(cs: &[Cursor], topics: &[String], a: usize, b: usize) -> bool {
+    let (Some(x), Some(y)) = (&cs[a].head, &cs[b].head) else { return cs[a].head.is_some() };
+    (x.veh, x.trip, x.act, x.is_new)
+        .cmp(&(y.veh, y.trip, y.act, y.is_new))
+        .then_with(|| if x.topic == y.topic { std::cmp::Ordering::Equal } else { topics[x.topic as usize].cmp(&topics[y.topic as usize]) })
+        .then_with(|| (x.part, x.off, a).cmp(&(y.part, y.off, b)))
+        .is_lt()
+}
+
+fn sift_down(heap: &mut [usize], mut i: usize, cs: &[Cursor], topics: &[String]) {
+    loop {
+        let (l, r) = (2 * i + 1, 2 * i + 2);
+        let mut m = i;
+        if l < heap.len() && before(cs, topics, heap[l], heap[m]) {
+            m = l;
+        }
+        if r < heap.len() && before(cs, topics, heap[r], heap[m]) {
+            m = r;
+        }
+        if m == i {
+            return;
+        }
+        heap.swap(i, m);
+        i = m;
+    }
+}
+
+/// The Parquet files of one service date being written, `slice_rows` rows at a time.
+struct Out<'p> {
+    props: &'p WriterProperties,
+    file_rows: usize,
+    slice_rows: usize,
+    writer: Option<ArrowWriter<Vec<u8>>>,
+    in_file: usize,
+    files: Vec<(Vec<u8>, u64)>,
+    /// The next slice: (pinned slot, row) and the row's flag bits.
+    refs: Vec<(u32, u32)>,
+    bits: Vec<u8>,
+}
+
+impl Out<'_> {
+    fn full(&self) -> bool {
+        self.refs.len() >= self.slice_rows.min(self.file_rows - self.in_file)
+    }
+
+    fn flush(&mut self, pins: &[RecordBatch]) -> Result<(), StandardError> {
+        if self.refs.is_empty() {
+            return Ok(());
+        }
+        let batch = breadcrumbs_of(pins, &self.refs, Some(&self.bits))?;
+        let w = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(ArrowWriter::try_new(Vec::new(), breadcrumbs_schema(), Some(self.props.clone())).map_err(|e| err("parquet writer", e))?),
+        };
+        w.write(&batch).map_err(|e| err("parquet write", e))?;
+        self.in_file += self.refs.len();
+        self.refs.clear();
+        self.bits.clear();
+        if self.in_file >= self.file_rows {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), StandardError> {
+        if let Some(w) = self.writer.take() {
+            self.files.push((w.into_inner().map_err(|e| err("parquet close", e))?, self.in_file as u64));
+            self.in_file = 0;
+        }
+        Ok(())
+    }
+}
+
+/// What [`merge_write`] made of one service date.
+pub struct DateFiles {
+    /// Parquet files (bytes, rows), at most `file_rows` rows each.
+    pub files: Vec<(Vec<u8>, u64)>,
+    /// Duplicate readings among the new rows, as rejects.
+    pub dups: Vec<RejectRow>,
+    /// New rows kept.
+    pub new_rows: u64,
+    /// New rows kept with `meters_backwards`.
+    pub new_backwards: u64,
+}
+
+/// Merges the runs of one service date (k-way, in merge order) and writes the result as
+/// Parquet files of at most `file_rows` rows, `slice_rows` rows at a time. Rows already in the
+/// lake (`is_new` = false) are all kept; a new row that repeats a reading (same vehicle, trip,
+/// act_time and values) of an earlier row — existing first, then by topic, partition, offset —
+/// becomes a `duplicate` reject; `meters_backwards` is recomputed along each trip.
+///
+/// Memory: the `Memory` runs, one batch of each `Sorted` run and one output slice, whatever
+/// the number of rows of the date.
+pub fn merge_write(sources: Vec<Source>, date: NaiveDate, file_rows: usize, slice_rows: usize, props: &WriterProperties) -> Result<DateFiles, StandardError> {
+    let (mut topics, mut pins) = (Vec::new(), Vec::new());
+    let mut cs: Vec<Cursor> = Vec::with_capacity(sources.len());
+    for s in sources {
+        let mut c = Cursor::new(s, &mut pins, &mut topics);
+        c.advance(&mut pins, &mut topics)?;
+        cs.push(c);
+    }
+    let mut heap: Vec<usize> = (0..cs.len()).filter(|i| cs[*i].head.is_some()).collect();
+    for i in (0..heap.len() / 2).rev() {
+        sift_down(&mut heap, i, &cs, &topics);
+    }
+    let mut out = Out { props, file_rows: file_rows.max(1), slice_rows: slice_rows.max(1), writer: None, in_file: 0, files: Vec::new(), refs: Vec::new(), bits: Vec::new() };
+    let mut res = DateFiles { files: Vec::new(), dups: Vec::new(), new_rows: 0, new_backwards: 0 };
     let mb = flag_bit(rules::METERS_BACKWARDS);
-    let cols: Vec<_> = batches.iter().map(|b| (prim::<Int64Type>(b, c::VEHICLE), prim::<Int64Type>(b, c::TRIP), prim::<Int64Type>(b, c::METERS), b.column(c::IS_NEW).as_boolean())).collect();
+    // Rows kept so far with the current (vehicle, trip, act_time), and the last kept meters.
+    let mut group: Vec<(u32, u32)> = Vec::new();
+    let mut group_key = None;
     let mut prev: Option<(i64, i64, i64)> = None;
-    let (mut new_rows, mut new_backwards) = (0u64, 0u64);
-    for &(bi, i) in &kept {
-        let (bi, i) = (bi as usize, i as usize);
-        let (veh, trip, meters, is_new) = cols[bi];
-        let bit = &mut bits[bi][i];
-        *bit &= !mb;
-        let (v, t) = (veh.value(i), trip.value(i));
-        if meters.is_valid(i) {
-            let m = meters.value(i);
-            if let Some((pv, pt, pm)) = prev {
-                if pv == v && pt == t && m < pm {
-                    *bit |= mb;
+    while let Some(&top) = heap.first() {
+        let Some(h) = cs[top].head else { break };
+        if group_key != Some((h.veh, h.trip, h.act)) {
+            group.clear();
+            group_key = Some((h.veh, h.trip, h.act));
+        }
+        let first = if h.is_new && !group.is_empty() {
+            let v = Values::of(&pins[h.slot as usize]);
+            group.iter().copied().find(|(s, r)| Values::of(&pins[*s as usize]).same(*r as usize, &v, h.row as usize))
+        } else {
+            None
+        };
+        if let Some((s, r)) = first {
+            res.dups.push(duplicate(&pins[h.slot as usize], h.row as usize, &pins[s as usize], r as usize, date));
+        } else {
+            group.push((h.slot, h.row));
+            let mut bits = h.bits & !mb;
+            match h.meters {
+                Some(m) => {
+                    if prev.is_some_and(|(pv, pt, pm)| pv == h.veh && pt == h.trip && m < pm) {
+                        bits |= mb;
+                    }
+                    prev = Some((h.veh, h.trip, m));
+                }
+                None if prev.is_some_and(|(pv, pt, _)| pv != h.veh || pt != h.trip) => prev = None,
+                None => {}
+            }
+            if h.is_new {
+                res.new_rows += 1;
+                res.new_backwards += u64::from(bits & mb != 0);
+            }
+            out.refs.push((h.slot, h.row));
+            out.bits.push(bits);
+        }
+        cs[top].advance(&mut pins, &mut topics)?;
+        if cs[top].head.is_none() {
+            heap.swap_remove(0);
+        }
+        sift_down(&mut heap, 0, &cs, &topics);
+        if out.full() {
+            out.flush(&pins)?;
+            // Unpin what no run, and no row of the current group, still points at.
+            let old = std::mem::take(&mut pins);
+            let mut map: Vec<Option<u32>> = vec![None; old.len()];
+            let mut pin = |s: &mut u32| {
+                *s = *map[*s as usize].get_or_insert_with(|| {
+                    pins.push(old[*s as usize].clone());
+                    (pins.len() - 1) as u32
+                })
+            };
+            group.iter_mut().for_each(|g| pin(&mut g.0));
+            for c in &mut cs {
+                c.slots.iter_mut().for_each(&mut pin);
+                if let Some(h) = &mut c.head {
+                    pin(&mut h.slot);
                 }
             }
-            prev = Some((v, t, m));
-        } else if prev.is_some_and(|(pv, pt, _)| pv != v || pt != t) {
-            prev = None;
-        }
-        if is_new.value(i) {
-            new_rows += 1;
-            if *bit & mb != 0 {
-                new_backwards += 1;
-            }
         }
     }
-    drop(cols);
-    let batches = batches
-        .into_iter()
-        .zip(bits)
-        .map(|(b, bits)| {
-            let mut cols = b.columns().to_vec();
-            cols[c::FLAGS] = Arc::new(UInt8Array::from(bits));
-            RecordBatch::try_new(work_schema(), cols).map_err(|e| err("merging batches", e))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Merged { batches, kept, dups, new_rows, new_backwards })
+    out.flush(&pins)?;
+    out.close()?;
+    res.files = out.files;
+    Ok(res)
 }
 
 /// The `duplicate` reject of row `i` of `w`, a repeat of row `j` of `first`.
@@ -486,22 +792,6 @@ fn duplicate(w: &RecordBatch, i: usize, first: &RecordBatch, j: usize, date: Nai
     }
 }
 
-/// Encodes the kept rows of a merged date as Parquet files of at most `file_rows` rows each,
-/// converting `slice_rows` rows at a time (memory: the work batches plus one slice).
-pub fn write_date(m: &Merged, file_rows: usize, slice_rows: usize, props: &parquet::file::properties::WriterProperties) -> Result<Vec<(Vec<u8>, u64)>, StandardError> {
-    let mut files = Vec::new();
-    for chunk in m.kept.chunks(file_rows.max(1)) {
-        let mut buf = Vec::new();
-        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, breadcrumbs_schema(), Some(props.clone())).map_err(|e| err("parquet writer", e))?;
-        for slice in chunk.chunks(slice_rows.max(1)) {
-            w.write(&from_work(&m.batches, slice)?).map_err(|e| err("parquet write", e))?;
-        }
-        w.close().map_err(|e| err("parquet close", e))?;
-        files.push((buf, chunk.len() as u64));
-    }
-    Ok(files)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,15 +805,38 @@ mod tests {
     }
 
     fn batch(rows: &[(i64, i64, i32, i64, i32, i64)], raw_key: &str) -> RecordBatch {
+        batch_of("t", rows, raw_key)
+    }
+
+    fn batch_of(topic: &str, rows: &[(i64, i64, i32, i64, i32, i64)], raw_key: &str) -> RecordBatch {
         let mut b = WorkBuilder::default();
         for (v, t, a, m, p, o) in rows {
             b.push(&bc(*v, *t, *a, *m), *p, *o, Some(1));
         }
-        b.finish("t", raw_key).unwrap()
+        b.finish(topic, raw_key).unwrap()
     }
 
     fn column_i64(b: &RecordBatch, name: &str) -> Vec<i64> {
         b.column_by_name(name).unwrap().as_primitive::<Int64Type>().values().to_vec()
+    }
+
+    /// Merges `sources` and reads back every file written, in order.
+    fn merged(sources: Vec<Source>, file_rows: usize, slice_rows: usize) -> (RecordBatch, DateFiles) {
+        let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
+        let props = crate::standard::writer_props(3, 1024, true);
+        let m = merge_write(sources, d, file_rows, slice_rows, &props).unwrap();
+        let mut back = Vec::new();
+        for (bytes, rows) in &m.files {
+            let b = crate::standard::read_parquet(bytes::Bytes::from(bytes.clone()), "t").unwrap();
+            assert_eq!(b.iter().map(RecordBatch::num_rows).sum::<usize>() as u64, *rows);
+            back.extend(b);
+        }
+        (arrow::compute::concat_batches(&breadcrumbs_schema(), &back).unwrap(), m)
+    }
+
+    fn flag_lists(out: &RecordBatch) -> Vec<Vec<String>> {
+        let flags = out.column_by_name("quality_flags").unwrap().as_list::<i32>();
+        (0..out.num_rows()).map(|i| flags.value(i).as_string::<i32>().iter().flatten().map(str::to_string).collect()).collect()
     }
 
     #[test]
@@ -532,8 +845,7 @@ mod tests {
         // Already in the lake: vehicle 2 trip 10 at 100 s, from offset 0.
         let existing = to_work(&from_work(&[batch(&[(2, 10, 100, 50, 0, 0)], "raw/t/old")], &[(0, 0)]).unwrap(), false).unwrap();
         let new = batch(&[(2, 10, 105, 40, 0, 3), (1, 5, 100, 10, 0, 2), (2, 10, 100, 50, 1, 7), (2, 10, 100, 50, 0, 1), (2, 10, 100, 51, 0, 4)], "raw/t/new");
-        let m = merge(vec![existing, new], d).unwrap();
-        let out = from_work(&m.batches, &m.kept).unwrap();
+        let (out, m) = merged(vec![Source::memory("existing", vec![existing]).unwrap(), Source::memory("new", vec![new]).unwrap()], 100, 64);
         assert_eq!(column_i64(&out, "vehicle_id"), vec![1, 2, 2, 2]);
         assert_eq!(column_i64(&out, "meters"), vec![10, 50, 51, 40], "same time, other values: kept after the existing reading");
         assert_eq!(column_i64(&out, "kafka_offset"), vec![2, 0, 4, 3]);
@@ -543,28 +855,147 @@ mod tests {
         assert_eq!(m.dups.iter().map(|r| (r.partition, r.offset)).collect::<Vec<_>>(), vec![(0, 1), (1, 7)]);
         assert_eq!(m.new_rows, 3);
         // meters 51 → 40 goes backwards within the trip; hdop 9 is flagged on every row.
-        let flags = out.column_by_name("quality_flags").unwrap().as_list::<i32>();
-        let f = |i: usize| flags.value(i).as_string::<i32>().iter().flatten().map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(f(3), vec![rules::HDOP_HIGH.to_string(), rules::METERS_BACKWARDS.to_string()]);
-        assert_eq!(f(2), vec![rules::HDOP_HIGH.to_string()]);
+        let f = flag_lists(&out);
+        assert_eq!(f[3], vec![rules::HDOP_HIGH.to_string(), rules::METERS_BACKWARDS.to_string()]);
+        assert_eq!(f[2], vec![rules::HDOP_HIGH.to_string()]);
         assert_eq!(m.new_backwards, 1);
         // Idempotent: merging the result again changes nothing and rejects nothing.
-        let again = merge(vec![to_work(&out, false).unwrap()], d).unwrap();
-        assert!(again.dups.is_empty());
-        assert_eq!(from_work(&again.batches, &again.kept).unwrap(), out);
+        let (again, m2) = merged(vec![Source::sorted("live", std::iter::once(to_work(&out, false)))], 100, 64);
+        assert!(m2.dups.is_empty());
+        assert_eq!(again, out);
     }
 
     #[test]
     fn files_are_cut_by_rows_and_read_back_with_the_breadcrumbs_schema() {
         let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
         let rows: Vec<_> = (0..10).map(|i| (7, 8, 100 + i, 10 * i as i64, 0, i as i64)).collect();
-        let m = merge(vec![batch(&rows, "raw/t/k")], d).unwrap();
         let props = crate::standard::writer_props(3, 4, true);
-        let files = write_date(&m, 4, 3, &props).unwrap();
-        assert_eq!(files.iter().map(|f| f.1).collect::<Vec<_>>(), vec![4, 4, 2]);
-        let back = crate::standard::read_parquet(bytes::Bytes::from(files[1].0.clone()), "t").unwrap();
+        let m = merge_write(vec![Source::memory("new", vec![batch(&rows, "raw/t/k")]).unwrap()], d, 4, 3, &props).unwrap();
+        assert_eq!(m.files.iter().map(|f| f.1).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let back = crate::standard::read_parquet(bytes::Bytes::from(m.files[1].0.clone()), "t").unwrap();
         assert_eq!(back[0].schema(), breadcrumbs_schema());
         assert_eq!(column_i64(&back[0], "kafka_offset"), vec![4, 5, 6, 7]);
         assert_eq!(back[0].column_by_name("raw_key").unwrap().as_string::<i32>().value(0), "raw/t/k");
+    }
+
+    /// A reading: (vehicle, trip, act_time, meters, partition, offset, topic, existing).
+    type Reading = (i64, i64, i32, i64, i32, i64, &'static str, bool);
+
+    /// What the merge must produce, computed the slow, obvious way: sort everything, then walk
+    /// each (vehicle, trip, act_time) group keeping existing rows and the first of each reading.
+    fn oracle(all: &[Reading]) -> (Vec<(i64, i64, i32, &'static str, i32, i64, bool)>, Vec<(i32, i64)>) {
+        let mut v: Vec<_> = all.to_vec();
+        v.sort_by_key(|r| (r.0, r.1, r.2, !r.7, r.6, r.4, r.5));
+        let (mut kept, mut dups): (Vec<Reading>, Vec<(i32, i64)>) = (Vec::new(), Vec::new());
+        for r in v {
+            let repeat = r.7 == false && kept.iter().any(|k| (k.0, k.1, k.2, k.3) == (r.0, r.1, r.2, r.3));
+            if repeat {
+                dups.push((r.4, r.5));
+            } else {
+                kept.push(r);
+            }
+        }
+        let mut out = Vec::new();
+        let mut prev: Option<(i64, i64, i64)> = None;
+        for k in &kept {
+            let back = prev.is_some_and(|(v, t, m)| v == k.0 && t == k.1 && k.3 < m);
+            prev = Some((k.0, k.1, k.3));
+            out.push((k.0, k.1, k.2, k.6, k.4, k.5, back));
+        }
+        dups.sort();
+        (out, dups)
+    }
+
+    #[test]
+    fn external_merge_of_any_runs_equals_one_sort_of_everything() {
+        // A small deterministic generator: many repeated readings, two topics, existing rows.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for case in 0..40 {
+            let n = 1 + rnd(300) as usize;
+            let mut all: Vec<Reading> = Vec::new();
+            for i in 0..n {
+                let topic = if rnd(4) == 0 { "b" } else { "a" };
+                all.push((1 + rnd(3) as i64, 10 + rnd(2) as i64, 100 + rnd(12) as i32, rnd(4) as i64 * 10, rnd(3) as i32, i as i64, topic, rnd(5) == 0));
+            }
+            // Existing rows come from one earlier merge, so none repeats another reading.
+            let mut seen = std::collections::HashSet::new();
+            all.retain(|r| !r.7 || seen.insert((r.0, r.1, r.2, r.3)));
+            let to_batch = |rows: &[Reading]| -> Vec<RecordBatch> {
+                let mut out = Vec::new();
+                for topic in ["a", "b"] {
+                    let part: Vec<_> = rows.iter().filter(|r| r.6 == topic).map(|r| (r.0, r.1, r.2, r.3, r.4, r.5)).collect();
+                    if !part.is_empty() {
+                        out.push(batch_of(topic, &part, &format!("raw/{topic}/x")));
+                    }
+                }
+                out
+            };
+            let existing: Vec<Reading> = all.iter().copied().filter(|r| r.7).collect();
+            let new: Vec<Reading> = all.iter().copied().filter(|r| !r.7).collect();
+            let mut sources = Vec::new();
+            if !existing.is_empty() {
+                // The live file: sorted, every row existing.
+                let b = to_batch(&existing);
+                let order = sort_order(&b);
+                let live = to_work(&from_work(&b, &order).unwrap(), false).unwrap();
+                let chunk = 1 + rnd(40) as usize;
+                let parts: Vec<_> = (0..live.num_rows()).step_by(chunk).map(|o| Ok(live.slice(o, chunk.min(live.num_rows() - o)))).collect();
+                sources.push(Source::sorted("live", parts.into_iter()));
+            }
+            // New rows split into runs: some spilled (sorted, read in small batches), the last kept in memory.
+            let runs = 1 + rnd(5) as usize;
+            let mut cut: Vec<usize> = (0..runs - 1).map(|_| rnd(new.len() as u64 + 1) as usize).collect();
+            cut.sort();
+            cut.push(new.len());
+            let mut from = 0;
+            for (ri, to) in cut.into_iter().enumerate() {
+                let b = to_batch(&new[from..to]);
+                from = to;
+                if ri == runs - 1 {
+                    sources.push(Source::memory("memory", b).unwrap());
+                } else {
+                    let order = sort_order(&b);
+                    let step = 1 + rnd(30) as usize;
+                    let spilled: Vec<_> = order.chunks(step).map(|s| take_work(&b, s)).collect();
+                    sources.push(Source::sorted(format!("run {ri}"), spilled.into_iter()));
+                }
+            }
+            let (file_rows, slice_rows) = (1 + rnd(200) as usize, 1 + rnd(9) as usize);
+            let (out, m) = merged(sources, file_rows, slice_rows);
+            let (want, want_dups) = oracle(&all);
+            let topics = out.column_by_name("kafka_topic").unwrap().as_string::<i32>();
+            let parts = out.column_by_name("kafka_partition").unwrap().as_primitive::<Int32Type>();
+            let acts = out.column_by_name("act_time").unwrap().as_primitive::<Int32Type>();
+            let (veh, trip, off) = (column_i64(&out, "vehicle_id"), column_i64(&out, "trip_id"), column_i64(&out, "kafka_offset"));
+            let flags = flag_lists(&out);
+            let got: Vec<_> = (0..out.num_rows())
+                .map(|i| {
+                    let topic = if topics.value(i) == "a" { "a" } else { "b" };
+                    (veh[i], trip[i], acts.value(i), topic, parts.value(i), off[i], flags[i].iter().any(|f| f == rules::METERS_BACKWARDS))
+                })
+                .collect();
+            assert_eq!(got, want, "case {case}: {n} readings, file_rows {file_rows}, slice_rows {slice_rows}");
+            let mut dups: Vec<_> = m.dups.iter().map(|r| (r.partition, r.offset)).collect();
+            dups.sort();
+            assert_eq!(dups, want_dups, "case {case}");
+            assert_eq!(m.new_rows as usize, want.len() - existing.len());
+            assert!(m.files.iter().all(|f| f.1 as usize <= file_rows));
+        }
+    }
+
+    #[test]
+    fn a_run_out_of_order_is_an_error_naming_it() {
+        let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
+        let b = batch(&[(2, 10, 100, 50, 0, 0), (1, 10, 100, 50, 0, 1)], "raw/t/k");
+        let props = crate::standard::writer_props(3, 1024, true);
+        let e = merge_write(vec![Source::sorted("live file standard/x.parquet", std::iter::once(Ok(b)))], d, 100, 64, &props).err().expect("out of order");
+        let msg = e.to_string();
+        assert!(msg.contains("live file standard/x.parquet") && msg.contains("vehicle 1 trip 10 act_time 100 after vehicle 2"), "{msg}");
     }
 }

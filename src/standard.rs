@@ -485,8 +485,11 @@ impl Drop for SpillDir {
     }
 }
 
-/// Writes each date's batches as one Arrow IPC stream file under `dir` (uncompressed: this is
-/// scratch space, read back once).
+/// Rows per batch of a spilled run (what a run holds in memory while it is merged).
+const SPILL_BATCH_ROWS: usize = 16 * 1024;
+
+/// Writes each date's batches, sorted in merge order, as one Arrow IPC stream file under `dir`
+/// (uncompressed: this is scratch space, read back once).
 fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>) -> Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError> {
     let mut out = Vec::new();
     for (date, batches) in by_date {
@@ -495,8 +498,9 @@ fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate,
         let path = dir.join(format!("{date}-{chunk:06}.arrows"));
         let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(|e| pq_err(&what, e))?);
         let mut w = arrow::ipc::writer::StreamWriter::try_new(file, &columnar::work_schema()).map_err(|e| pq_err(&what, e))?;
-        for b in &batches {
-            w.write(b).map_err(|e| pq_err(&what, e))?;
+        let order = columnar::sort_order(&batches);
+        for slice in order.chunks(SPILL_BATCH_ROWS) {
+            w.write(&columnar::take_work(&batches, slice)?).map_err(|e| pq_err(&what, e))?;
         }
         w.finish().map_err(|e| pq_err(&what, e))?;
         out.push((date, path));
@@ -513,13 +517,33 @@ async fn spill(dir: &SpillDir, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<Re
     Ok(())
 }
 
-fn read_spill(path: &std::path::Path) -> Result<Vec<RecordBatch>, StandardError> {
-    let what = format!("reading spill file {}", path.display());
-    let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| pq_err(&what, e))?);
+/// A spilled run, read one batch at a time (the file is unlinked at once: its space is freed
+/// when the merge drops it).
+fn spill_source(path: &std::path::Path) -> Result<columnar::Source, StandardError> {
+    let what = format!("spill file {}", path.display());
+    let file = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(path).map_err(|e| pq_err(&what, e))?);
     let r = arrow::ipc::reader::StreamReader::try_new(file, None).map_err(|e| pq_err(&what, e))?;
-    let v = r.collect::<Result<Vec<_>, _>>().map_err(|e| pq_err(&what, e))?;
     let _ = std::fs::remove_file(path);
-    Ok(v)
+    let w = what.clone();
+    Ok(columnar::Source::sorted(what, r.map(move |b| b.map_err(|e| pq_err(&w, e)))))
+}
+
+/// A live file of a service date as a run: streamed when its row groups declare the merge's
+/// sort order (every file etl writes does), otherwise read whole and sorted.
+fn live_source(path: String, bytes: Bytes) -> Result<columnar::Source, StandardError> {
+    let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| pq_err(&path, e))?.with_batch_size(SPILL_BATCH_ROWS);
+    let want = [2, 0, 3].map(|column_idx| SortingColumn { column_idx, descending: false, nulls_first: false });
+    let sorted = b.metadata().row_groups().iter().all(|rg| rg.sorting_columns().is_some_and(|s| s.starts_with(&want)));
+    let reader = b.build().map_err(|e| pq_err(&path, e))?;
+    let what = format!("live file {path}");
+    let w = what.clone();
+    let batches = reader.map(move |b| b.map_err(|e| pq_err(&w, e)).and_then(|b| columnar::to_work(&b, false)));
+    if sorted {
+        Ok(columnar::Source::sorted(what, batches))
+    } else {
+        let v = batches.collect::<Result<Vec<_>, _>>()?;
+        columnar::Source::memory(what, v)
+    }
 }
 
 /// What merging one service date produced.
@@ -532,18 +556,19 @@ struct DateOut {
 }
 
 /// Merges one service date: its live files, spilled runs and in-memory batches → new files.
-fn merge_date_files(date: NaiveDate, live: Vec<(String, Bytes)>, runs: Vec<std::path::PathBuf>, mut batches: Vec<RecordBatch>, file_rows: usize, props: WriterProperties) -> Result<DateOut, StandardError> {
+fn merge_date_files(date: NaiveDate, live: Vec<(String, Bytes)>, runs: Vec<std::path::PathBuf>, batches: Vec<RecordBatch>, file_rows: usize, props: WriterProperties) -> Result<DateOut, StandardError> {
+    let mut sources = Vec::with_capacity(live.len() + runs.len() + 1);
     for (path, bytes) in live {
-        for b in read_parquet(bytes, &path)? {
-            batches.push(columnar::to_work(&b, false)?);
-        }
+        sources.push(live_source(path, bytes)?);
     }
-    for r in runs {
-        batches.extend(read_spill(&r)?);
+    for r in &runs {
+        sources.push(spill_source(r)?);
     }
-    let merged = columnar::merge(batches, date)?;
-    let files = columnar::write_date(&merged, file_rows, 64 * 1024, &props)?;
-    Ok(DateOut { date, files, dups: merged.dups, new_rows: merged.new_rows, new_backwards: merged.new_backwards })
+    if !batches.is_empty() {
+        sources.push(columnar::Source::memory(format!("new rows of {date}"), batches)?);
+    }
+    let m = columnar::merge_write(sources, date, file_rows, 64 * 1024, &props)?;
+    Ok(DateOut { date, files: m.files, dups: m.dups, new_rows: m.new_rows, new_backwards: m.new_backwards })
 }
 
 /// Runs `etl standard` (retrying when a concurrent run commits first).
@@ -661,12 +686,10 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         report.duration_s = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    if !spilled.is_empty() && !by_date.is_empty() {
-        // Dates are merged a few at a time: the rest wait on disk, not in memory.
-        spill(&spill_dir, chunk_no, std::mem::take(&mut by_date), &mut spilled).await?;
-    }
 
     // ---- merge each touched service date with its live files, a few dates at a time ----
+    // Each date is an external merge of sorted runs (its live files, its spilled chunks and the
+    // rows still in memory, at most `chunk_rows`), written as it is merged.
     let mut tables: BTreeMap<String, Vec<DataFile>> = parent.as_ref().map(|m| m.tables.clone()).unwrap_or_default();
     let live_bc = tables.remove("breadcrumbs").unwrap_or_default();
     let mut new_bc: Vec<DataFile> = Vec::new();

@@ -21,9 +21,14 @@ async fn read_layer(lake: &str) -> (Vec<Row>, Vec<(String, i32, i64, String, Str
     let mut rows = Vec::new();
     for f in &m.tables["breadcrumbs"] {
         let date = chrono::NaiveDate::parse_from_str(f.partition.strip_prefix("service_date=").unwrap(), "%Y-%m-%d").unwrap();
+        let mut file_rows = Vec::new();
         for b in read_parquet(l.get(&f.path).await.unwrap(), &f.path).unwrap() {
-            rows.extend(rows_from_batch(&b, date).unwrap());
+            file_rows.extend(rows_from_batch(&b, date).unwrap());
         }
+        // Every file is in the order it declares: vehicle, trip, act_time.
+        let key = |r: &Row| (r.bc.vehicle_id, r.bc.trip_id, r.bc.act_time);
+        assert!(file_rows.windows(2).all(|w| key(&w[0]) <= key(&w[1])), "{} is not sorted by vehicle, trip, act_time", f.path);
+        rows.extend(file_rows);
     }
     let mut rejects = Vec::new();
     for f in m.tables.get("rejects").into_iter().flatten() {
