@@ -250,25 +250,13 @@ pub fn to_work(b: &RecordBatch, is_new: bool) -> Result<RecordBatch, StandardErr
 /// Rows `idx` (batch, row) of work batches, in that order, still in the work schema (how a
 /// sorted run is spilled).
 pub fn take_work(ws: &[RecordBatch], idx: &[(u32, u32)]) -> Result<RecordBatch, StandardError> {
-    let what = "sorting a run";
     let idx: Vec<(usize, usize)> = idx.iter().map(|(b, r)| (*b as usize, *r as usize)).collect();
-    let cols = (0..work_schema().fields().len())
-        .map(|i| {
-            let arrays: Vec<&dyn Array> = ws.iter().map(|w| w.column(i).as_ref()).collect();
-            arrow::compute::interleave(&arrays, &idx)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(what, e))?;
-    RecordBatch::try_new(work_schema(), cols).map_err(|e| err(what, e))
+    arrow::compute::interleave_record_batch(&ws.iter().collect::<Vec<_>>(), &idx).map_err(|e| err("sorting a run", e))
 }
 
-/// Rows `idx` (batch, row) of work batches, in that order, in the `breadcrumbs` schema.
-pub fn from_work(ws: &[RecordBatch], idx: &[(u32, u32)]) -> Result<RecordBatch, StandardError> {
-    breadcrumbs_of(ws, idx, None)
-}
-
-/// `from_work`, with `bits` (one per row) in place of the rows' own flag bits when given.
-fn breadcrumbs_of(ws: &[RecordBatch], idx: &[(u32, u32)], bits: Option<&[u8]>) -> Result<RecordBatch, StandardError> {
+/// Rows `idx` (batch, row) of work batches, in that order, in the `breadcrumbs` schema, with
+/// `bits` (one per row) in place of the rows' own flag bits when given.
+pub fn from_work(ws: &[RecordBatch], idx: &[(u32, u32)], bits: Option<&[u8]>) -> Result<RecordBatch, StandardError> {
     let what = "building breadcrumbs batch";
     let idx: Vec<(usize, usize)> = idx.iter().map(|(b, r)| (*b as usize, *r as usize)).collect();
     let schema = breadcrumbs_schema();
@@ -627,7 +615,7 @@ impl Out<'_> {
         if self.refs.is_empty() {
             return Ok(());
         }
-        let batch = breadcrumbs_of(pins, &self.refs, Some(&self.bits))?;
+        let batch = from_work(pins, &self.refs, Some(&self.bits))?;
         let w = match &mut self.writer {
             Some(w) => w,
             None => self.writer.insert(ArrowWriter::try_new(Vec::new(), breadcrumbs_schema(), Some(self.props.clone())).map_err(|e| err("parquet writer", e))?),
@@ -843,7 +831,7 @@ mod tests {
     fn merge_dedups_sorts_and_flags_backwards_meters() {
         let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
         // Already in the lake: vehicle 2 trip 10 at 100 s, from offset 0.
-        let existing = to_work(&from_work(&[batch(&[(2, 10, 100, 50, 0, 0)], "raw/t/old")], &[(0, 0)]).unwrap(), false).unwrap();
+        let existing = to_work(&from_work(&[batch(&[(2, 10, 100, 50, 0, 0)], "raw/t/old")], &[(0, 0)], None).unwrap(), false).unwrap();
         let new = batch(&[(2, 10, 105, 40, 0, 3), (1, 5, 100, 10, 0, 2), (2, 10, 100, 50, 1, 7), (2, 10, 100, 50, 0, 1), (2, 10, 100, 51, 0, 4)], "raw/t/new");
         let (out, m) = merged(vec![Source::memory("existing", vec![existing]).unwrap(), Source::memory("new", vec![new]).unwrap()], 100, 64);
         assert_eq!(column_i64(&out, "vehicle_id"), vec![1, 2, 2, 2]);
@@ -943,7 +931,7 @@ mod tests {
                 // The live file: sorted, every row existing.
                 let b = to_batch(&existing);
                 let order = sort_order(&b);
-                let live = to_work(&from_work(&b, &order).unwrap(), false).unwrap();
+                let live = to_work(&from_work(&b, &order, None).unwrap(), false).unwrap();
                 let chunk = 1 + rnd(40) as usize;
                 let parts: Vec<_> = (0..live.num_rows()).step_by(chunk).map(|o| Ok(live.slice(o, chunk.min(live.num_rows() - o)))).collect();
                 sources.push(Source::sorted("live", parts.into_iter()));

@@ -398,13 +398,14 @@ pub fn writer_props(zstd_level: i32, row_group_rows: usize, sorted: bool) -> Wri
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), false).set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
     }
     if sorted {
-        b = b.set_sorting_columns(Some(vec![
-            SortingColumn { column_idx: 2, descending: false, nulls_first: false },
-            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
-            SortingColumn { column_idx: 3, descending: false, nulls_first: false },
-        ]));
+        b = b.set_sorting_columns(Some(sort_columns().to_vec()));
     }
     b.build()
+}
+
+/// The order `breadcrumbs` files are written in and declare: vehicle_id, trip_id, act_time.
+fn sort_columns() -> [SortingColumn; 3] {
+    [2, 0, 3].map(|column_idx| SortingColumn { column_idx, descending: false, nulls_first: false })
 }
 
 /// Encodes one batch as a Parquet file.
@@ -532,8 +533,7 @@ fn spill_source(path: &std::path::Path) -> Result<columnar::Source, StandardErro
 /// sort order (every file etl writes does), otherwise read whole and sorted.
 fn live_source(path: String, bytes: Bytes) -> Result<columnar::Source, StandardError> {
     let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| pq_err(&path, e))?.with_batch_size(SPILL_BATCH_ROWS);
-    let want = [2, 0, 3].map(|column_idx| SortingColumn { column_idx, descending: false, nulls_first: false });
-    let sorted = b.metadata().row_groups().iter().all(|rg| rg.sorting_columns().is_some_and(|s| s.starts_with(&want)));
+    let sorted = b.metadata().row_groups().iter().all(|rg| rg.sorting_columns().is_some_and(|s| s.starts_with(&sort_columns())));
     let reader = b.build().map_err(|e| pq_err(&path, e))?;
     let what = format!("live file {path}");
     let w = what.clone();
