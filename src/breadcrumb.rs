@@ -9,7 +9,7 @@
 //! - OPD_DATE as `12DEC2022:00:00:00`, `14-SEP-20`, `14-SEP-2020`, `2022-12-12` (+ time);
 //! - ACT_TIME in seconds after midnight of the service day, possibly ≥ 86400 after midnight.
 
-use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::America::Los_Angeles;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -204,6 +204,11 @@ impl Scalar<'_> {
             Scalar::Null => Num::Missing,
             Scalar::Num(f, _) => Num::Value(*f, false),
             Scalar::Str(s) => {
+                // Most string numbers are bare decimals, read at once (`decimal` takes no
+                // spaces, so a string it reads is its own trimmed form).
+                if let Some(f) = decimal(s) {
+                    return Num::Value(f, true);
+                }
                 let t = s.trim();
                 if t.is_empty() || t.eq_ignore_ascii_case("null") || t.eq_ignore_ascii_case("nan") {
                     Num::Missing
@@ -426,6 +431,30 @@ pub fn parse_service_date(s: &str) -> Option<NaiveDate> {
 /// that does not exist (spring-forward gap) uses the offset before the change; an ambiguous one
 /// (fall-back) takes the first occurrence (PDT).
 pub fn event_time_us(service_date: NaiveDate, act_time: i64) -> Option<i64> {
+    // Los Angeles changes its offset only on whole local hours, so every second of a local hour
+    // has the offset of the hour's first second (the gap and the repeated hour included, by the
+    // rules below). Readings come in time order: the offset of the last hour asked for is kept
+    // per thread, and the time-zone search runs once an hour of readings, not once a reading.
+    thread_local! {
+        static LAST_HOUR: std::cell::Cell<Option<(NaiveDate, i64, i64)>> = const { std::cell::Cell::new(None) };
+    }
+    if service_date.year() < 1970 {
+        // (Before 1970 the zone's history has offsets that are not whole hours.)
+        return event_time_us_uncached(service_date, act_time);
+    }
+    let (hour, into) = (act_time.div_euclid(3600), act_time.rem_euclid(3600));
+    if let Some((d, h, start_us)) = LAST_HOUR.get() {
+        if d == service_date && h == hour {
+            return Some(start_us + into * 1_000_000);
+        }
+    }
+    let start_us = event_time_us_uncached(service_date, hour * 3600)?;
+    LAST_HOUR.set(Some((service_date, hour, start_us)));
+    Some(start_us + into * 1_000_000)
+}
+
+/// [`event_time_us`] without the per-hour cache (the definition the cache must agree with).
+fn event_time_us_uncached(service_date: NaiveDate, act_time: i64) -> Option<i64> {
     let midnight = service_date.and_hms_opt(0, 0, 0)?;
     let local: NaiveDateTime = midnight.checked_add_signed(chrono::Duration::seconds(act_time))?;
     let dt = match Los_Angeles.from_local_datetime(&local) {
@@ -489,6 +518,16 @@ mod flat {
         None
     }
 
+    /// `text[a..b]` where `a` and `b` are positions of ASCII bytes (quotes, the first digit or
+    /// sign of a number, the byte after its last digit) found by the scanner, so both are
+    /// char boundaries: the check `str` indexing repeats for every field is skipped.
+    fn sub(text: &str, a: usize, b: usize) -> &str {
+        debug_assert!(text.is_char_boundary(a) && text.is_char_boundary(b) && a <= b && b <= text.len());
+        // SAFETY: the scanner only hands over positions of ASCII bytes or the text's end
+        // (see above), which are char boundaries of this valid `str`, with a <= b <= len.
+        unsafe { text.get_unchecked(a..b) }
+    }
+
     fn digits(b: &[u8], mut j: usize) -> usize {
         while j < b.len() && b[j].is_ascii_digit() {
             j += 1;
@@ -531,11 +570,19 @@ mod flat {
             }
             integer = false;
         }
-        let tok = &text[start..j];
+        let tok = sub(text, start, j);
         if tok == "-0" {
             return None;
         }
         if integer {
+            // Up to 18 digits cannot overflow an i64: read them as they are.
+            let neg = b[start] == b'-';
+            let ds = &b[start + usize::from(neg)..j];
+            if ds.len() <= 18 {
+                let v = ds.iter().fold(0i64, |v, c| v * 10 + i64::from(c - b'0'));
+                let v = if neg { -v } else { v };
+                return Some((Scalar::Num(v as f64, v.into()), j));
+            }
             if let Ok(v) = tok.parse::<i64>() {
                 return Some((Scalar::Num(v as f64, v.into()), j));
             }
@@ -572,7 +619,7 @@ mod flat {
                     return None;
                 }
                 let (ks, ke) = string(b, i + 1)?;
-                let key = &text[ks..ke];
+                let key = sub(text, ks, ke);
                 i = skip_ws(b, ke + 1);
                 if b.get(i) != Some(&b':') {
                     return None;
@@ -581,7 +628,7 @@ mod flat {
                 let (value, next) = match *b.get(i)? {
                     b'"' => {
                         let (vs, ve) = string(b, i + 1)?;
-                        (Scalar::Str(Cow::Borrowed(&text[vs..ve])), ve + 1)
+                        (Scalar::Str(Cow::Borrowed(sub(text, vs, ve))), ve + 1)
                     }
                     b'n' if b[i..].starts_with(b"null") => (Scalar::Null, i + 4),
                     b'-' | b'0'..=b'9' => number(b, text, i)?,
@@ -863,6 +910,13 @@ mod tests {
             "-0", "-0.0", "1e400", "true", "[1]", r#"{"a":1}"#, "01", ".8", "8.", "+8", "8e", "nullx", "nul", r#""a\"b""#, "\"tab\there\"",
         ];
         cases.extend(hdops.iter().map(|v| base.replace("0.8", v)));
+        // Integers around the digit-count cut of the fast integer read, and string numbers
+        // around `decimal`'s, in an integer field (METERS) and a float field (GPS_HDOP).
+        let numbers = [
+            "0", "-5", "999999999999999999", "-999999999999999999", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
+            "\"12\"", "\" 12\"", "\"12 \"", "\"-0.5\"", "\"1e3\"", "\"NaN\"", "\"null\"", "\"\"", "\"0.123456789012345\"", "\"0.1234567890123456\"",
+        ];
+        cases.extend(numbers.iter().flat_map(|v| [base.replace("38670", v), base.replace("0.8", v)]));
         // Real records: the JSON sample compact and pretty, the CSV sample as all-string objects.
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/");
         let json: Vec<Value> = serde_json::from_str(
@@ -975,6 +1029,19 @@ mod tests {
         assert_eq!(utc(event_time_us(d(2023, 2, 15), 90_000).unwrap()), "2023-02-16T09:00:00+00:00");
         // Summer: PDT.
         assert_eq!(utc(event_time_us(d(2023, 7, 1), 0).unwrap()), "2023-07-01T07:00:00+00:00");
+    }
+
+    #[test]
+    fn cached_event_time_agrees_with_the_time_zone_every_second_of_dst_days() {
+        let days = [(2023, 3, 12), (2022, 11, 6), (2023, 2, 15), (2024, 3, 10), (2024, 11, 3), (2007, 3, 11)];
+        for (y, m, dd) in days {
+            let d = NaiveDate::from_ymd_opt(y, m, dd).unwrap();
+            assert_eq!(d.year(), y);
+            // Every second of two days in time order, then a scattered order (cache misses).
+            for t in (0..2 * 86_400).chain((0..2 * 86_400).map(|i| (i * 7_919) % (2 * 86_400))) {
+                assert_eq!(event_time_us(d, t), event_time_us_uncached(d, t), "{d} + {t}s");
+            }
+        }
     }
 
     #[test]

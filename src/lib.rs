@@ -51,3 +51,17 @@ pub mod verify;
 pub fn parallelism() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
+
+/// Returns freed heap pages to the operating system (glibc's `malloc_trim`; elsewhere nothing).
+///
+/// A chunk of parsed columns is mostly buffers just under glibc's mmap threshold, allocated in
+/// the heap arenas by several threads; once the chunk is spilled and dropped, the arenas keep
+/// those pages, fragmented, and the next chunk lands elsewhere, so resident memory crept up
+/// with every spill (`etl standard`, 5M records: 250 → 366 MiB over nine spills).
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory held by the allocator; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

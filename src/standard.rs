@@ -477,6 +477,32 @@ pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> Resu
     Ok(out)
 }
 
+/// The order raw objects are converted in: partitions interleaved, each object at its relative
+/// position within its partition (the 3rd of 10 objects comes at 30%), so that a chunk of rows
+/// held in memory covers a slice of time across all partitions rather than one partition's
+/// whole span. Kafka order is close to time order, so each spilled run then touches only a few
+/// service dates and each date is merged from a few runs instead of one per chunk (less memory
+/// and a cheaper merge). Within a partition objects stay in offset order; ties are broken by
+/// key, so the order is deterministic.
+pub fn processing_order(keys: Vec<String>) -> Vec<String> {
+    let mut per: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    for k in keys {
+        let (part, from) = match crate::lake::raw_keys::parse_object(&k) {
+            Some((t, p, from, _)) => (format!("{t}/{p}"), from),
+            None => (String::new(), 0),
+        };
+        per.entry(part).or_default().push((from, k));
+    }
+    let mut ranked: Vec<(u128, String)> = Vec::new();
+    for (_, mut objs) in per {
+        objs.sort();
+        let n = objs.len() as u128;
+        ranked.extend(objs.into_iter().enumerate().map(|(i, (_, k))| ((i as u128) * (1u128 << 64) / n, k)));
+    }
+    ranked.sort();
+    ranked.into_iter().map(|(_, k)| k).collect()
+}
+
 /// Removes the run's local spill directory however the run ends.
 struct SpillDir(std::path::PathBuf);
 
@@ -498,8 +524,15 @@ fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate,
         std::fs::create_dir_all(dir).map_err(|e| pq_err(&what, e))?;
         let path = dir.join(format!("{date}-{chunk:06}.arrows"));
         let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(|e| pq_err(&what, e))?);
-        let mut w = arrow::ipc::writer::StreamWriter::try_new(file, &columnar::work_schema()).map_err(|e| pq_err(&what, e))?;
         let order = columnar::sort_order(&batches);
+        // Columns null in every row of the run (the older feed's four, most of the time) are
+        // left out of the file and come back as nulls when it is read (`spill_source`).
+        let schema = columnar::work_schema();
+        let keep: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| !schema.field(i).is_nullable() || batches.iter().any(|b| b.column(i).null_count() < b.num_rows()))
+            .collect();
+        let batches = batches.iter().map(|b| b.project(&keep)).collect::<Result<Vec<_>, _>>().map_err(|e| pq_err(&what, e))?;
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(file, &schema.project(&keep).map_err(|e| pq_err(&what, e))?).map_err(|e| pq_err(&what, e))?;
         for slice in order.chunks(SPILL_BATCH_ROWS) {
             w.write(&columnar::take_work(&batches, slice)?).map_err(|e| pq_err(&what, e))?;
         }
@@ -512,7 +545,13 @@ fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate,
 /// Spills `by_date` off the runtime and records the files per date.
 async fn spill(dir: &SpillDir, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>, spilled: &mut BTreeMap<NaiveDate, Vec<std::path::PathBuf>>) -> Result<(), StandardError> {
     let dir = dir.0.clone();
-    for (d, p) in tokio::task::spawn_blocking(move || spill_local(&dir, chunk, by_date)).await.map_err(|e| pq_err("spill", e))?? {
+    let spilled_now = tokio::task::spawn_blocking(move || {
+        let r = spill_local(&dir, chunk, by_date);
+        // The chunk's columns are freed now; hand the pages back (see `release_free_memory`).
+        crate::release_free_memory();
+        r
+    });
+    for (d, p) in spilled_now.await.map_err(|e| pq_err("spill", e))?? {
         spilled.entry(d).or_default().push(p);
     }
     Ok(())
@@ -521,12 +560,34 @@ async fn spill(dir: &SpillDir, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<Re
 /// A spilled run, read one batch at a time (the file is unlinked at once: its space is freed
 /// when the merge drops it).
 fn spill_source(path: &std::path::Path) -> Result<columnar::Source, StandardError> {
+    let (what, batches) = read_spill(path)?;
+    Ok(columnar::Source::sorted(what, batches))
+}
+
+/// The batches of a spill file, in the work schema, read one at a time; the file is unlinked
+/// once open.
+fn read_spill(path: &std::path::Path) -> Result<(String, impl Iterator<Item = Result<RecordBatch, StandardError>> + Send + 'static), StandardError> {
     let what = format!("spill file {}", path.display());
     let file = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(path).map_err(|e| pq_err(&what, e))?);
     let r = arrow::ipc::reader::StreamReader::try_new(file, None).map_err(|e| pq_err(&what, e))?;
     let _ = std::fs::remove_file(path);
     let w = what.clone();
-    Ok(columnar::Source::sorted(what, r.map(move |b| b.map_err(|e| pq_err(&w, e)))))
+    Ok((what, r.map(move |b| b.map_err(|e| pq_err(&w, e)).and_then(|b| widen_spilled(&b, &w)))))
+}
+
+/// A spilled batch back in the work schema: the columns left out (null in every row of the
+/// run) are put back as nulls.
+fn widen_spilled(b: &RecordBatch, what: &str) -> Result<RecordBatch, StandardError> {
+    let schema = columnar::work_schema();
+    if b.schema() == schema {
+        return Ok(b.clone());
+    }
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| b.column_by_name(f.name()).cloned().unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), b.num_rows())))
+        .collect();
+    RecordBatch::try_new(schema, cols).map_err(|e| pq_err(what, e))
 }
 
 /// A live file of a service date as a run: streamed when its row groups declare the merge's
@@ -599,12 +660,13 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         None => "raw/".to_string(),
     };
     let consumed = parent.as_ref().map(|m| &m.consumed);
-    let mut pending: Vec<String> = list_objects(lake, &prefix)
+    let pending: Vec<String> = list_objects(lake, &prefix)
         .await?
         .into_iter()
         .map(|(k, _)| k)
         .filter(|k| consumed.is_none_or(|c| !c.contains_key(k)))
         .collect();
+    let mut pending = processing_order(pending);
     if let Some(n) = cfg.max_objects {
         pending.truncate(n);
     }
@@ -681,6 +743,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     }
     drop(stream);
     crate::envelope::release_buffers();
+    tracing::debug!(objects = report.raw_objects, spills = chunk_no, elapsed_s = started.elapsed().as_secs_f64(), "raw objects parsed");
     report.records_in = consumed_now.values().map(|c| c.0).sum();
     if consumed_now.is_empty() {
         report.duration_s = started.elapsed().as_secs_f64();
@@ -715,13 +778,19 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 let bytes = lake.get(&path).await?;
                 live_bytes.push((path, bytes));
             }
-            tokio::task::spawn_blocking(move || merge_date_files(date, live_bytes, runs, batches, file_rows, props)).await.map_err(|e| pq_err("merge", e))?
+            let merged = tokio::task::spawn_blocking(move || {
+                let out = merge_date_files(date, live_bytes, runs, batches, file_rows, props);
+                crate::release_free_memory();
+                out
+            });
+            merged.await.map_err(|e| pq_err("merge", e))?
         }
     }))
     .buffer_unordered(crate::parallelism());
     let mut outs: Vec<DateOut> = Vec::new();
     while let Some(r) = merged.next().await {
         let DateOut { date, files, dups, new_rows, new_backwards } = r?;
+        tracing::debug!(%date, new_rows, elapsed_s = started.elapsed().as_secs_f64(), "service date merged");
         // Upload as soon as a date is done so its bytes are not held.
         let part = format!("service_date={date}");
         for (n, (bytes, rows_in_file)) in files.into_iter().enumerate() {
@@ -811,6 +880,50 @@ mod tests {
             r#"{{"EVENT_NO_TRIP":{trip},"VEHICLE_ID":{vehicle},"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":{act},"METERS":{meters},"GPS_LATITUDE":45.5,"GPS_LONGITUDE":-122.6}}"#
         );
         Row { bc: breadcrumb::parse(payload.as_bytes()).unwrap(), topic: Arc::from("t"), raw_key: Arc::from("raw/t/x"), partition, offset, kafka_ts: Some(1) }
+    }
+
+    #[test]
+    fn objects_are_converted_partitions_interleaved_in_offset_order() {
+        let k = |p: i32, from: i64| crate::lake::raw_keys::object("bc", p, from, from + 9);
+        // Partition 0 has four objects, partition 1 two; listing order is key order.
+        let listed = vec![k(0, 0), k(0, 10), k(0, 20), k(0, 30), k(1, 0), k(1, 10)];
+        let order = processing_order(listed.clone());
+        assert_eq!(order, vec![k(0, 0), k(1, 0), k(0, 10), k(0, 20), k(1, 10), k(0, 30)]);
+        // Deterministic whatever order the listing came in, and nothing lost.
+        let mut rev = listed.clone();
+        rev.reverse();
+        assert_eq!(processing_order(rev), order);
+        // Offsets sort numerically, not as strings.
+        assert_eq!(processing_order(vec![k(2, 100), k(2, 90)]), vec![k(2, 90), k(2, 100)]);
+    }
+
+    #[test]
+    fn spilled_runs_read_back_sorted_and_whole_with_all_null_columns_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
+        let batch = |older: bool, n: i64| -> RecordBatch {
+            let mut b = WorkBuilder::with_capacity(4);
+            for i in 0..n {
+                let more = if older { r#","VELOCITY":3,"DIRECTION":90,"RADIO_QUALITY":null,"SCHEDULE_DEVIATION":-5"# } else { "" };
+                let p = format!(r#"{{"EVENT_NO_TRIP":{},"VEHICLE_ID":7,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":{}{more}}}"#, 10 - i % 3, 100 - i);
+                b.push(&breadcrumb::parse(p.as_bytes()).unwrap(), 0, i, Some(5));
+            }
+            b.finish("t", "raw/t/k").unwrap()
+        };
+        // A run of the 10-field feed only (the older four columns all null: left out), and one
+        // mixing both feeds (kept; RADIO_QUALITY is null everywhere and left out).
+        for (chunk, older) in [(0, false), (1, true)] {
+            let batches = vec![batch(older, 5), batch(false, 3)];
+            let want = columnar::take_work(&batches, &columnar::sort_order(&batches)).unwrap();
+            let files = spill_local(dir.path(), chunk, BTreeMap::from([(d, batches)])).unwrap();
+            assert_eq!(files.len(), 1);
+            let on_disk = arrow::ipc::reader::StreamReader::try_new(std::fs::File::open(&files[0].1).unwrap(), None).unwrap().schema();
+            assert!(on_disk.column_with_name("radio_quality").is_none() && on_disk.column_with_name("velocity").is_some() == older, "{on_disk:?}");
+            let (_, back) = read_spill(&files[0].1).unwrap();
+            let back: Vec<RecordBatch> = back.collect::<Result<_, _>>().unwrap();
+            assert_eq!(arrow::compute::concat_batches(&columnar::work_schema(), &back).unwrap(), want);
+            assert!(!files[0].1.exists(), "spill file left behind");
+        }
     }
 
     #[test]
