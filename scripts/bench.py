@@ -427,9 +427,6 @@ def run(a):
     save()
 
     # ---- raw ----
-    seed = next((p for p in SEED_ARCHIVER_CANDIDATES if os.path.exists(p)), None)
-    if seed is None:
-        sys.exit("bench: /work/shared/baselines/seed_archive.py not found")
     raw = res["raw"]
     raw_layer = os.path.join(WORK, "raw-layer")
 
@@ -447,77 +444,86 @@ def run(a):
              "partition_records": [p["records"] for p in rep["partitions"]]}
         return r
 
-    # The default (libdeflate level 5: still smaller output than the seed archiver's zlib-6), then
-    # level 6 (smaller still, slower). The last default run's lake becomes the raw layer for `standard`.
+    # Every tool runs once per round, round after round (warm-up round first), instead of all of
+    # one tool's runs back to back: on a shared machine speed drifts by tens of percent over
+    # minutes, and interleaving puts the same drift into etl's runs and its peers'.
+    # etl at its default level (libdeflate 5: still smaller output than the seed archiver's
+    # zlib-6) and at level 6; the last default run's lake becomes the raw layer for `standard`.
     res["commands"]["raw_etl"] = (f"etl raw --brokers {a.brokers} --topic {topic} --lake FRESH_DIR --public-key keys/etl-public.pem "
                                   f"--group-id UNIQUE --format json")
-    for key, extra in (("etl", ()), (ALT_KEY, ("--zlib-level", str(ALT_LEVEL)))):
-        label = " ".join(["etl raw", *extra])
-        log(f"raw: {label} x{warm}+{runs}")
-        raw[key] = []
-        for i in range(warm + runs):
-            lake = os.path.join(WORK, f"raw-{key}")
-            r = etl_raw(lake, f"bench-{key}-raw-{stamp}-{i}", extra=extra)
-            if r["records"] != n:
-                sys.exit(f"bench: {label} landed {r['records']} records, expected {n}")
-            r["warmup"] = i < warm
-            raw[key].append(r)
-            log(f"  {label} run {i}: {r['duration_s']:.2f}s ({r['message_bytes'] / 1e6 / r['duration_s']:.1f} MB/s), "
-                f"rss {r['max_rss_mib']} MiB, cpu {r['cpu_s']}s, out {r['output_bytes'] / 1e6:.1f} MB")
-            if key == "etl" and i == warm + runs - 1:
-                rm(raw_layer)
-                os.rename(lake, raw_layer)
-            else:
-                rm(lake)
-        if extra:
-            res["commands"][f"raw_{key}"] = res["commands"]["raw_etl"] + " " + " ".join(extra)
-        save()
-
-    for mode in ["fernet", "chunked"]:
-        log(f"raw: seed archiver --mode {mode} x{warm}+{runs}")
-        raw[f"seed_{mode}"] = []
-        for i in range(warm + runs):
-            d = os.path.join(WORK, f"seed-{mode}")
-            rm(d)
-            m = measure([py, seed, "--brokers", a.brokers, "--topic", topic, "--group", f"bench-seed-{mode}-{stamp}-{i}",
-                         "--out", d, "--mode", mode, "--idle", a.idle], timeout=7200)
-            rep = last_json(m["stdout"])
-            if rep["records"] != n:
-                sys.exit(f"bench: seed archiver ({mode}) read {rep['records']} records, expected {n}")
-            r = {**strip(m), "records": rep["records"], "message_bytes": rep["input_bytes"], "output_bytes": rep["output_bytes"],
-                 "duration_s": rep["seconds"], "objects": rep["objects"], "warmup": i < warm}
-            raw[f"seed_{mode}"].append(r)
-            log(f"  seed {mode} run {i}: {r['duration_s']:.2f}s ({rep['MB_per_s']} MB/s), rss {r['max_rss_mib']} MiB")
-            rm(d)
-        res["commands"][f"raw_seed_{mode}"] = (f"python seed_archive.py --brokers {a.brokers} --topic {topic} --group UNIQUE "
-                                               f"--out DIR --mode {mode} --idle {a.idle}")
-        save()
-
-    # zlib alone on all cores at etl's default level, over the same NDJSON bytes.
+    seed = next((p for p in SEED_ARCHIVER_CANDIDATES if os.path.exists(p)), None)
+    if seed is None:
+        sys.exit("bench: /work/shared/baselines/seed_archive.py not found")
     nproc = os.cpu_count() or 1
-    log(f"raw: zlib-{ETL_LEVEL} alone on {nproc} cores (python multiprocessing and pigz)")
-    raw["zlib_python"] = []
-    raw["zlib_pigz"] = []
     chunk = 16 << 20
-    for i in range(warm + runs):
+
+    def raw_etl(key, extra, i):
+        label = " ".join(["etl raw", *extra])
+        lake = os.path.join(WORK, f"raw-{key}")
+        r = etl_raw(lake, f"bench-{key}-raw-{stamp}-{i}", extra=extra)
+        if r["records"] != n:
+            sys.exit(f"bench: {label} landed {r['records']} records, expected {n}")
+        r["warmup"] = i < warm
+        raw[key].append(r)
+        log(f"  {label} run {i}: {r['duration_s']:.2f}s ({r['message_bytes'] / 1e6 / r['duration_s']:.1f} MB/s), "
+            f"rss {r['max_rss_mib']} MiB, cpu {r['cpu_s']}s, out {r['output_bytes'] / 1e6:.1f} MB")
+        if key == "etl" and i == warm + runs - 1:
+            rm(raw_layer)
+            os.rename(lake, raw_layer)
+        else:
+            rm(lake)
+
+    def raw_seed(mode, i):
+        d = os.path.join(WORK, f"seed-{mode}")
+        rm(d)
+        m = measure([py, seed, "--brokers", a.brokers, "--topic", topic, "--group", f"bench-seed-{mode}-{stamp}-{i}",
+                     "--out", d, "--mode", mode, "--idle", a.idle], timeout=7200)
+        rep = last_json(m["stdout"])
+        if rep["records"] != n:
+            sys.exit(f"bench: seed archiver ({mode}) read {rep['records']} records, expected {n}")
+        r = {**strip(m), "records": rep["records"], "message_bytes": rep["input_bytes"], "output_bytes": rep["output_bytes"],
+             "duration_s": rep["seconds"], "objects": rep["objects"], "warmup": i < warm}
+        raw[f"seed_{mode}"].append(r)
+        log(f"  seed {mode} run {i}: {r['duration_s']:.2f}s ({rep['MB_per_s']} MB/s), rss {r['max_rss_mib']} MiB")
+        rm(d)
+
+    def raw_zlib(i):
+        # zlib alone on all cores at etl's default level, over the same NDJSON bytes.
         m = measure([py, __file__, "peer", "zlib", data, ETL_LEVEL, nproc, chunk])
         rep = last_json(m["stdout"])
         raw["zlib_python"].append({**strip(m), "duration_s": rep["seconds"], "message_bytes": rep["input_bytes"],
-                                   "output_bytes": rep["output_bytes"], "warmup": i < warm})
+                                                  "output_bytes": rep["output_bytes"], "warmup": i < warm})
+        log(f"  zlib-{ETL_LEVEL} alone (python, {nproc} processes) run {i}: {rep['seconds']:.2f}s")
         if shutil.which("pigz"):
             zz = os.path.join(WORK, "pigz.zz")
             m = measure(["sh", "-c", f"pigz -{ETL_LEVEL} -p {nproc} --zlib -c '{data}' > '{zz}'"])
             raw["zlib_pigz"].append({**strip(m), "duration_s": m["wall_s"], "message_bytes": res["data_bytes"],
-                                     "output_bytes": os.path.getsize(zz), "warmup": i < warm})
+                                                    "output_bytes": os.path.getsize(zz), "warmup": i < warm})
             os.remove(zz)
+
+    for k in ["etl", ALT_KEY, "seed_fernet", "seed_chunked", "zlib_python", "zlib_pigz"]:  # table order
+        raw[k] = []
+    log(f"raw: etl raw, etl raw --zlib-level {ALT_LEVEL}, zlib-{ETL_LEVEL} alone, seed archiver fernet and chunked, "
+        f"interleaved: {warm}+{runs} rounds")
+    for i in range(warm + runs):
+        raw_etl("etl", (), i)
+        raw_zlib(i)
+        raw_etl(ALT_KEY, ("--zlib-level", str(ALT_LEVEL)), i)
+        for mode in ["fernet", "chunked"]:
+            raw_seed(mode, i)
+        save()
+    res["commands"][f"raw_{ALT_KEY}"] = res["commands"]["raw_etl"] + f" --zlib-level {ALT_LEVEL}"
+    for mode in ["fernet", "chunked"]:
+        res["commands"][f"raw_seed_{mode}"] = (f"python seed_archive.py --brokers {a.brokers} --topic {topic} --group UNIQUE "
+                                               f"--out DIR --mode {mode} --idle {a.idle}")
     res["commands"]["zlib_python"] = f"bench.py peer zlib DATA.ndjson {ETL_LEVEL} {nproc} {chunk}  (zlib.compress of 16 MiB pieces in {nproc} processes)"
     res["commands"]["zlib_pigz"] = f"pigz -{ETL_LEVEL} -p {nproc} --zlib -c DATA.ndjson > OUT"
     save()
 
     # ---- standard ----
     std = res["standard"]
-    log(f"standard: etl standard x{warm}+{runs}")
-    std["etl"] = []
+    for k in ["etl", "duckdb", "polars", "pyarrow"]:
+        std[k] = []
     std_lake = os.path.join(WORK, "std-lake")
 
     def etl_standard(raw_dir, lake):
@@ -530,6 +536,23 @@ def run(a):
                 "output_bytes": rep["bytes_out"], "files": rep["files_written"], "duration_s": rep["duration_s"],
                 "input_bytes": rep["bytes_in"]}
 
+    def peer_convert(eng, i):
+        src = norm if eng == "pyarrow" else data
+        pq = os.path.join(WORK, f"peer-{eng}.parquet")
+        if os.path.exists(pq):
+            os.remove(pq)
+        m = measure([py, __file__, "peer", f"convert-{eng}", src, pq], timeout=3600)
+        rep = last_json(m["stdout"])
+        if rep["rows"] != n:
+            sys.exit(f"bench: {eng} wrote {rep['rows']} rows, expected {n}")
+        std[eng].append({**strip(m), "duration_s": rep["seconds"], "rows": rep["rows"],
+                                        "output_bytes": rep["output_bytes"], "warmup": i < warm})
+        log(f"  {eng} run {i}: {rep['seconds']:.2f}s (process {m['wall_s']:.2f}s), rss {m['max_rss_mib']} MiB, "
+            f"out {rep['output_bytes'] / 1e6:.1f} MB")
+        os.remove(pq)
+
+    # Rounds, as for raw: etl, DuckDB, polars, pyarrow once each per round.
+    log(f"standard: etl standard, duckdb, polars, pyarrow (NDJSON → Parquet), interleaved: {warm}+{runs} rounds")
     for i in range(warm + runs):
         r = etl_standard(raw_layer, std_lake)
         if r["records"] != n:
@@ -538,25 +561,11 @@ def run(a):
         std["etl"].append(r)
         log(f"  etl standard run {i}: {r['wall_s']:.2f}s, rss {r['max_rss_mib']} MiB, out {r['output_bytes'] / 1e6:.1f} MB, "
             f"{r['rows']} rows + {r['rejects']} rejects")
+        for eng in ["duckdb", "polars", "pyarrow"]:
+            peer_convert(eng, i)
+        save()
     res["commands"]["standard_etl"] = "etl standard --lake COPY_OF_RAW_LAYER --private-key keys/etl-private.pem --format json"
-    save()
     for eng in ["duckdb", "polars", "pyarrow"]:
-        log(f"standard: {eng} NDJSON → Parquet x{warm}+{runs}")
-        std[eng] = []
-        src = norm if eng == "pyarrow" else data
-        for i in range(warm + runs):
-            pq = os.path.join(WORK, f"peer-{eng}.parquet")
-            if os.path.exists(pq):
-                os.remove(pq)
-            m = measure([py, __file__, "peer", f"convert-{eng}", src, pq], timeout=3600)
-            rep = last_json(m["stdout"])
-            if rep["rows"] != n:
-                sys.exit(f"bench: {eng} wrote {rep['rows']} rows, expected {n}")
-            std[eng].append({**strip(m), "duration_s": rep["seconds"], "rows": rep["rows"],
-                             "output_bytes": rep["output_bytes"], "warmup": i < warm})
-            log(f"  {eng} run {i}: {rep['seconds']:.2f}s (process {m['wall_s']:.2f}s), rss {m['max_rss_mib']} MiB, "
-                f"out {rep['output_bytes'] / 1e6:.1f} MB")
-            os.remove(pq)
         res["commands"][f"standard_{eng}"] = f"bench.py peer convert-{eng} {'DATA.numbers.ndjson' if eng == 'pyarrow' else 'DATA.ndjson'} OUT.parquet"
     save()
 

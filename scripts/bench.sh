@@ -7,7 +7,8 @@
 # in ~/.cache/etl/bench-venv), builds etl (release; --smoke: the debug build), starts Kafka with
 # scripts/kafka.sh unless one is running (and stops only a broker it started), generates N
 # breadcrumbs with scripts/gen_breadcrumbs.py, produces them to a 6-partition topic with
-# `etl produce`, then measures (warm-up + K runs each; min/median/max):
+# `etl produce`, then measures (a warm-up round + K rounds, every tool of a stage once per round,
+# so that the machine's drift over minutes hits etl and its peers alike; min/median/max):
 #   raw       etl raw  vs  seed_archive.py --mode fernet / chunked  vs  zlib-6 alone on all cores
 #   standard  etl standard (from the encrypted raw layer)  vs  DuckDB / polars / pyarrow NDJSON → Parquet
 #   query     four queries: etl query  vs  DuckDB on etl's standard layer
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
     --smoke) smoke=1; shift ;;
     --no-publish) publish=0; shift ;;
     --keep-work) extra+=(--keep-work); shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
