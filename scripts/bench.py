@@ -492,13 +492,13 @@ def run(a):
         m = measure([py, __file__, "peer", "zlib", data, ETL_LEVEL, nproc, chunk])
         rep = last_json(m["stdout"])
         raw["zlib_python"].append({**strip(m), "duration_s": rep["seconds"], "message_bytes": rep["input_bytes"],
-                                                  "output_bytes": rep["output_bytes"], "warmup": i < warm})
+                                   "output_bytes": rep["output_bytes"], "warmup": i < warm})
         log(f"  zlib-{ETL_LEVEL} alone (python, {nproc} processes) run {i}: {rep['seconds']:.2f}s")
         if shutil.which("pigz"):
             zz = os.path.join(WORK, "pigz.zz")
             m = measure(["sh", "-c", f"pigz -{ETL_LEVEL} -p {nproc} --zlib -c '{data}' > '{zz}'"])
             raw["zlib_pigz"].append({**strip(m), "duration_s": m["wall_s"], "message_bytes": res["data_bytes"],
-                                                    "output_bytes": os.path.getsize(zz), "warmup": i < warm})
+                                     "output_bytes": os.path.getsize(zz), "warmup": i < warm})
             os.remove(zz)
 
     for k in ["etl", ALT_KEY, "seed_fernet", "seed_chunked", "zlib_python", "zlib_pigz"]:  # table order
@@ -546,7 +546,7 @@ def run(a):
         if rep["rows"] != n:
             sys.exit(f"bench: {eng} wrote {rep['rows']} rows, expected {n}")
         std[eng].append({**strip(m), "duration_s": rep["seconds"], "rows": rep["rows"],
-                                        "output_bytes": rep["output_bytes"], "warmup": i < warm})
+                         "output_bytes": rep["output_bytes"], "warmup": i < warm})
         log(f"  {eng} run {i}: {rep['seconds']:.2f}s (process {m['wall_s']:.2f}s), rss {m['max_rss_mib']} MiB, "
             f"out {rep['output_bytes'] / 1e6:.1f} MB")
         os.remove(pq)

@@ -213,7 +213,9 @@ impl Scalar<'_> {
                 if t.is_empty() || t.eq_ignore_ascii_case("null") || t.eq_ignore_ascii_case("nan") {
                     Num::Missing
                 } else {
-                    match decimal(t).map_or_else(|| t.parse::<f64>(), Ok) {
+                    // (`decimal` already declined the untrimmed string; it reads what
+                    // `str::parse` reads, so only the trimmed form's parse is left to try.)
+                    match t.parse::<f64>() {
                         Ok(f) if f.is_finite() => Num::Value(f, true),
                         _ => Num::Bad(s.to_string()),
                     }
