@@ -505,8 +505,39 @@ def run(a):
         raw[k] = []
     log(f"raw: etl raw, etl raw --zlib-level {ALT_LEVEL}, zlib-{ETL_LEVEL} alone, seed archiver fernet and chunked, "
         f"interleaved: {warm}+{runs} rounds")
+    # Scaling sizes (fractions of N) run inside the same rounds as the N-record runs, so 1M, 2M
+    # and 5M see the same machine; each size's last raw lake is the input of its standard runs.
+    scaling = res["scaling"]
+
+    def plan_scaling(counts):
+        for size in sorted({max(len(counts), round(n * f)) for f in a.scale or []}):
+            if size >= n:
+                continue
+            # --max-records is per partition and partitions differ in size: the smallest cap
+            # that lands at least `size` records in total.
+            lo, hi = 1, max(counts)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if sum(min(c, mid) for c in counts) >= size:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            scaling[str(size)] = {"raw": [], "standard": [], "max_records": lo}
+
+    def raw_scaling(i):
+        for size, sc in scaling.items():
+            lake = os.path.join(WORK, f"scale-raw-{size}")
+            r = etl_raw(lake, f"bench-etl-scale-{stamp}-{size}-{i}", max_records=sc["max_records"])
+            r["warmup"] = i < warm
+            sc["raw"].append(r)
+            log(f"  etl raw --max-records {sc['max_records']} ({r['records']} records) run {i}: {r['duration_s']:.2f}s, "
+                f"rss {r['max_rss_mib']} MiB")
+
     for i in range(warm + runs):
         raw_etl("etl", (), i)
+        if i == 0:
+            plan_scaling(raw["etl"][-1]["partition_records"])
+        raw_scaling(i)
         raw_zlib(i)
         raw_etl(ALT_KEY, ("--zlib-level", str(ALT_LEVEL)), i)
         for mode in ["fernet", "chunked"]:
@@ -561,6 +592,12 @@ def run(a):
         std["etl"].append(r)
         log(f"  etl standard run {i}: {r['wall_s']:.2f}s, rss {r['max_rss_mib']} MiB, out {r['output_bytes'] / 1e6:.1f} MB, "
             f"{r['rows']} rows + {r['rejects']} rejects")
+        for size, sc in scaling.items():
+            s = etl_standard(os.path.join(WORK, f"scale-raw-{size}"), os.path.join(WORK, f"scale-std-{size}"))
+            s["warmup"] = i < warm
+            sc["standard"].append(s)
+            log(f"  etl standard ({s['records']} records) run {i}: {s['wall_s']:.2f}s, rss {s['max_rss_mib']} MiB")
+            rm(os.path.join(WORK, f"scale-std-{size}"))
         for eng in ["duckdb", "polars", "pyarrow"]:
             peer_convert(eng, i)
         save()
@@ -602,34 +639,9 @@ def run(a):
                                        "'STD_LAKE/standard/breadcrumbs/*/*.parquet', hive_partitioning = true); then the SQL, fetchall()")
     save()
 
-    # ---- scaling: raw and standard at fractions of N (N itself comes from the runs above) ----
-    counts = raw["etl"][-1]["partition_records"]
-    sizes = sorted({max(len(counts), round(n * f)) for f in a.scale}) if a.scale else []
-    for size in sizes:
-        if size >= n:
-            continue
-        # --max-records is per partition and partitions differ in size: the smallest cap that
-        # lands at least `size` records in total.
-        lo, hi = 1, max(counts)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if sum(min(c, mid) for c in counts) >= size:
-                hi = mid
-            else:
-                lo = mid + 1
-        per = lo
-        sc = {"raw": [], "standard": [], "max_records": per}
-        log(f"scaling: ~{size} records (--max-records {per} per partition) x{runs}")
-        for i in range(runs):
-            lake = os.path.join(WORK, f"scale-raw-{size}")
-            r = etl_raw(lake, f"bench-etl-scale-{stamp}-{size}-{i}", max_records=per)
-            sc["raw"].append(r)
-            s = etl_standard(lake, os.path.join(WORK, f"scale-std-{size}"))
-            sc["standard"].append(s)
-            rm(lake)
-            rm(os.path.join(WORK, f"scale-std-{size}"))
-        res["scaling"][str(size)] = sc
-        save()
+    for size in scaling:
+        rm(os.path.join(WORK, f"scale-raw-{size}"))
+    save()
 
     res["total_s"] = round(time.perf_counter() - t_all, 1)
     res["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

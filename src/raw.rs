@@ -22,8 +22,6 @@
 
 use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use rsa::RsaPublicKey;
 use serde::{Deserialize, Serialize};
@@ -33,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use crate::envelope::{Sealed, Sealer};
 use crate::frames::{self, Frame};
-use crate::kafka::{client_config, partitions, KafkaEdgeError};
+use crate::kafka::{client_config, partitions, BatchReader, KafkaEdgeError, Polled};
 use crate::lake::{raw_keys, Created, Lake, LakeError};
 
 /// Errors of a raw run (per partition errors are collected in the report instead).
@@ -531,8 +529,8 @@ struct Worker<'a> {
     cc: &'a rdkafka::ClientConfig,
     lake: &'a Lake,
     rt: &'a tokio::runtime::Handle,
-    /// The consumer of the span being read, assigned at its first offset.
-    consumer: Option<BaseConsumer>,
+    /// The consumer of the span being read, assigned at its first offset, read in batches.
+    consumer: Option<BatchReader>,
     /// Plaintext buffer reused from one object to the next.
     spare: Vec<u8>,
     run_id: &'a str,
@@ -556,7 +554,7 @@ impl Worker<'_> {
         tpl.add_partition_offset(&self.cfg.topic, self.rep.partition, Offset::Offset(offset))
             .map_err(|e| self.fail(offset, format!("cannot build assignment: {e}")))?;
         c.assign(&tpl).map_err(|e| self.fail(offset, format!("cannot assign: {e}")))?;
-        self.consumer = Some(c);
+        self.consumer = Some(BatchReader::new(c).map_err(|e| self.fail(offset, e))?);
         Ok(())
     }
 
@@ -619,21 +617,22 @@ impl Worker<'_> {
                 }
             }
             if !reading_done {
-                let Some(consumer) = self.consumer.as_ref() else { return Err(self.fail(from, "no consumer open")) };
+                let p = self.rep.partition;
+                let fail = |offset: i64, reason: String| RawError::Partition { partition: p, offset, reason };
+                let Some(consumer) = self.consumer.as_mut() else { return Err(fail(from, "no consumer open".into())) };
                 match consumer.poll(Duration::from_millis(100)) {
-                    None => {
+                    Polled::Empty => {
                         if idle_since.get_or_insert_with(Instant::now).elapsed() > self.cfg.idle_timeout {
-                            return Err(self.fail(
+                            return Err(fail(
                                 building.as_ref().map_or(from, |b| b.last + 1),
                                 format!("no message for {}s before end offset {end} (broker down?)", self.cfg.idle_timeout.as_secs()),
                             ));
                         }
                     }
-                    Some(Err(KafkaError::PartitionEOF(_))) => reading_done = true,
-                    Some(Err(e)) => return Err(self.fail(building.as_ref().map_or(from, |b| b.last + 1), format!("consume error: {e}"))),
-                    Some(Ok(m)) => {
+                    Polled::PartitionEof => reading_done = true,
+                    Polled::Error(e) => return Err(fail(building.as_ref().map_or(from, |b| b.last + 1), format!("consume error: {e}"))),
+                    Polled::Message { offset: o, timestamp, key, payload } => {
                         idle_since = None;
-                        let o = m.offset();
                         let expected = building.as_ref().map_or(from, |b| b.last + 1);
                         if o < expected {
                             // Prefetched before a seek; not ours.
@@ -645,14 +644,12 @@ impl Worker<'_> {
                                 None => {
                                     let mut buf = std::mem::take(&mut self.spare);
                                     buf.reserve((self.cfg.object_bytes as usize).min(256 << 20) + 64 * 1024);
-                                    let sealer = Sealer::with_buffer(&self.cfg.public_key, self.cfg.zlib_level, frames::CONTENT, buf).map_err(|e| self.fail(o, e.to_string()))?;
+                                    let sealer = Sealer::with_buffer(&self.cfg.public_key, self.cfg.zlib_level, frames::CONTENT, buf).map_err(|e| fail(o, e.to_string()))?;
                                     building.insert(Building { sealer, from, last: from - 1, records: 0, message_bytes: 0 })
                                 }
                             };
-                            let payload = m.payload().unwrap_or_default();
-                            let key = m.key();
                             // Framed straight into the object's plaintext (no staging copy).
-                            frames::encode(b.sealer.plaintext_mut(), &Frame { partition: p, offset: o, timestamp: m.timestamp().to_millis(), key, payload });
+                            frames::encode(b.sealer.plaintext_mut(), &Frame { partition: p, offset: o, timestamp, key, payload });
                             b.last = o;
                             b.records += 1;
                             b.message_bytes += (payload.len() + key.map_or(0, <[u8]>::len)) as u64;
@@ -732,7 +729,7 @@ impl Worker<'_> {
         }
         if self.cfg.commit_offsets {
             let mut tpl = TopicPartitionList::new();
-            if let (Ok(()), Some(c)) = (tpl.add_partition_offset(topic, p, Offset::Offset(to + 1)), self.consumer.as_ref()) {
+            if let (Ok(()), Some(c)) = (tpl.add_partition_offset(topic, p, Offset::Offset(to + 1)), self.consumer.as_ref().map(BatchReader::consumer)) {
                 if let Err(e) = c.commit(&tpl, CommitMode::Sync) {
                     tracing::warn!("partition {p}: could not commit offset {} to group {}: {e}", to + 1, self.cfg.group_id);
                 }
