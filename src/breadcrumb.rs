@@ -428,6 +428,23 @@ pub fn parse_service_date(s: &str) -> Option<NaiveDate> {
     None
 }
 
+/// [`parse_service_date`] with the last string and its answer kept per thread: a feed's
+/// records carry the same OPD_DATE for a whole service day.
+pub fn service_date_cached(s: &str) -> Option<NaiveDate> {
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, Option<NaiveDate>)> = const { std::cell::RefCell::new((String::new(), None)) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != s {
+            last.1 = parse_service_date(s);
+            last.0.clear();
+            last.0.push_str(s);
+        }
+        last.1
+    })
+}
+
 /// The UTC instant (µs) of `act_time` seconds after midnight of `service_date`, read as a
 /// wall-clock time in America/Los_Angeles. Beyond 86400 it rolls into the next day(s). A time
 /// that does not exist (spring-forward gap) uses the offset before the change; an ambiguous one
@@ -711,7 +728,7 @@ fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject
     let vehicle_id = int_key(3, rules::MISSING_VEHICLE)?;
     let service_date = match &known[2] {
         Some(Scalar::Str(s)) if !s.trim().is_empty() => {
-            parse_service_date(s).ok_or_else(|| reject(rules::BAD_DATE, format!("OPD_DATE {s:?} is in no known format")))?
+            service_date_cached(s).ok_or_else(|| reject(rules::BAD_DATE, format!("OPD_DATE {s:?} is in no known format")))?
         }
         Some(Scalar::Null) | None => return Err(reject(rules::BAD_DATE, "OPD_DATE is missing")),
         Some(Scalar::Str(_)) => return Err(reject(rules::BAD_DATE, "OPD_DATE is empty")),
@@ -1062,5 +1079,10 @@ mod tests {
             assert_eq!(parse_service_date(s), Some(want), "{s}");
         }
         assert_eq!(parse_service_date("13/13/13"), None);
+        // The cached form answers like the parser whatever the order of strings it is given.
+        let mixed = ["12DEC2022:00:00:00", "12DEC2022:00:00:00", "13/13/13", "", "13DEC2022:00:00:00", "12DEC2022:00:00:00", "14-SEP-20", "13/13/13", "13/13/13"];
+        for s in mixed.iter().chain(mixed.iter().rev()) {
+            assert_eq!(service_date_cached(s), parse_service_date(s), "{s:?}");
+        }
     }
 }
