@@ -888,7 +888,9 @@ def render(res, S):
 
     L.append("## Scaling\n")
     L.append("Smaller sizes use `etl raw --max-records M` on the same topic (M per partition, the smallest that lands the size; "
-             "partitions differ in size), then `etl standard` on that raw layer.\n")
+             "partitions differ in size), then `etl standard` on that raw layer. They run inside the same rounds as the "
+             f"{res['records']:,}-record runs (raw sizes right after etl's full raw run, standard sizes right after its full "
+             "standard run), so every size is measured at the same moments of the machine.\n")
     L.append("| records | raw s (report) | raw process s | raw peak RSS MiB | standard process s | standard peak RSS MiB |")
     L.append("|---|---|---|---|---|---|")
     for size in sorted(S["scaling"], key=int):
