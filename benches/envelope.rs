@@ -99,7 +99,7 @@ const LEVEL: u32 = 5;
 fn frame_all(msgs: &[(Vec<u8>, Vec<u8>)], out: &mut Vec<u8>) -> usize {
     out.clear();
     for (i, (k, p)) in msgs.iter().enumerate() {
-        etl::frames::encode(out, &etl::frames::Frame { partition: 0, offset: i as i64, timestamp: Some(1_676_275_200_000 + i as i64), key: Some(k), payload: p });
+        etl::frames::encode(out, &etl::frames::Frame { partition: 0, offset: i as i64, timestamp: Some(1_676_275_200_000 + i as i64), key: Some(k), payload: Some(p) });
     }
     out.len()
 }

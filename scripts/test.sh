@@ -3,7 +3,9 @@
 # Blob (Azurite) emulators (scripts/emulators.sh), all cached under ~/.cache/etl, runs every test
 # against them, and stops what it started.
 #
-#   scripts/test.sh [cargo test args...]
+#   scripts/test.sh [cargo test args...]     e.g. scripts/test.sh -- raw::
+#   (after `--` give at most one name filter: every target gets it, and the criterion
+#   micro-benchmark, run once as a smoke test, accepts only one)
 #
 # Already-running parts are reused: set ETL_TEST_BROKERS to use another broker, and
 # ETL_TEST_S3_* / ETL_TEST_AZURITE_* (see `scripts/emulators.sh env`) to use other stores.

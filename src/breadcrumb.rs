@@ -489,6 +489,14 @@ fn event_time_us_uncached(service_date: NaiveDate, act_time: i64) -> Option<i64>
     Some(dt.timestamp_micros())
 }
 
+/// [`parse`] for a Kafka message whose payload may be null (a tombstone: an `empty_message`).
+pub fn parse_message(payload: Option<&[u8]>) -> Result<Breadcrumb, Reject> {
+    match payload {
+        Some(p) => parse(p),
+        None => Err(reject(rules::EMPTY, "null payload (a Kafka tombstone)")),
+    }
+}
+
 /// Parses one message payload into a breadcrumb or a reject.
 pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
     if payload.iter().all(u8::is_ascii_whitespace) {
@@ -1070,6 +1078,15 @@ mod tests {
         assert_eq!(r.service_date, NaiveDate::from_ymd_opt(2020, 9, 14).unwrap());
         assert!(r.extra.is_none(), "{:?}", r.extra);
         assert_eq!(parse(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":"9:99:00"}"#).unwrap_err().rule, rules::BAD_TIME);
+    }
+
+    #[test]
+    fn a_tombstone_is_an_empty_message_that_says_so() {
+        let r = parse_message(None).unwrap_err();
+        assert_eq!(r.rule, rules::EMPTY);
+        assert!(r.message.contains("tombstone"), "{}", r.message);
+        assert_eq!(parse_message(Some(b"")).unwrap_err().message, "message is empty");
+        assert!(parse_message(Some(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":100}"#)).is_ok());
     }
 
     #[test]

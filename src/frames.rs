@@ -1,9 +1,13 @@
-//! The raw plaintext format, `etl-frames/2`: every Kafka message kept byte for byte.
+//! The raw plaintext format, `etl-frames/3`: every Kafka message kept byte for byte.
 //!
 //! ```text
-//! 41 1670832000000 4 312\n          offset, timestamp (ms, or -), key length (or - for no key), payload length
+//! 41 1670832000000 4 312\n          offset, timestamp (ms, or -), key length (or - for no key),
+//!                                   payload length (or - for a null payload: a tombstone)
 //! 4223{"EVENT_NO_TRIP":...}\n       the key bytes, then the payload bytes, verbatim, then a newline
 //! ```
+//!
+//! `etl-frames/2` (written before tombstones were told apart from empty payloads) is the same
+//! format without `-` as a payload length; both are read.
 //!
 //! The partition is the object's (it is in the object key), so it is not repeated per message;
 //! the header line is ~25 bytes, so the compressor spends its time on the payloads. Payloads and
@@ -13,7 +17,10 @@
 use base64::Engine as _;
 
 /// Content tag of this format, recorded in the envelope header.
-pub const CONTENT: &str = "etl-frames/2";
+pub const CONTENT: &str = "etl-frames/3";
+
+/// Content tags this version reads: the current one and `etl-frames/2`, its subset.
+pub const READS: [&str; 2] = ["etl-frames/2", CONTENT];
 
 /// One Kafka message as stored in the raw layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +33,8 @@ pub struct Frame<'a> {
     pub timestamp: Option<i64>,
     /// Message key bytes.
     pub key: Option<&'a [u8]>,
-    /// Message payload bytes (verbatim).
-    pub payload: &'a [u8],
+    /// Message payload bytes (verbatim); `None` for a null payload (a tombstone).
+    pub payload: Option<&'a [u8]>,
 }
 
 /// Errors decoding frames.
@@ -58,12 +65,15 @@ pub fn encode(out: &mut Vec<u8>, f: &Frame<'_>) {
         None => out.push(b'-'),
     }
     out.push(b' ');
-    out.extend_from_slice(num.format(f.payload.len()).as_bytes());
+    match f.payload {
+        Some(p) => out.extend_from_slice(num.format(p.len()).as_bytes()),
+        None => out.push(b'-'),
+    }
     out.push(b'\n');
     if let Some(k) = f.key {
         out.extend_from_slice(k);
     }
-    out.extend_from_slice(f.payload);
+    out.extend_from_slice(f.payload.unwrap_or_default());
     out.push(b'\n');
 }
 
@@ -78,8 +88,15 @@ pub struct OwnedFrame {
     pub timestamp: Option<i64>,
     /// Byte range of the key within the plaintext buffer, if there is a key.
     pub key: Option<std::ops::Range<usize>>,
-    /// Byte range of the payload within the plaintext buffer.
-    pub payload: std::ops::Range<usize>,
+    /// Byte range of the payload within the plaintext buffer; `None` for a null payload.
+    pub payload: Option<std::ops::Range<usize>>,
+}
+
+impl OwnedFrame {
+    /// The payload's bytes in `plaintext` (empty for a null payload).
+    pub fn payload_in<'a>(&self, plaintext: &'a [u8]) -> &'a [u8] {
+        self.payload.clone().map_or(&[], |r| &plaintext[r])
+    }
 }
 
 /// Iterates over the frames of a plaintext buffer.
@@ -136,11 +153,11 @@ impl Iterator for Frames<'_> {
         let rest = &self.buf[at..];
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else { return fail("header line without newline".into()) };
         let mut parts = rest[..nl].split(|&b| b == b' ');
-        let parsed = (|| -> Result<(i64, Option<i64>, Option<usize>, usize), String> {
+        let parsed = (|| -> Result<(i64, Option<i64>, Option<usize>, Option<usize>), String> {
             let offset = field::<i64>(parts.next())?.ok_or("offset missing")?;
             let ts = field::<i64>(parts.next())?;
             let klen = field::<usize>(parts.next())?;
-            let len = field::<usize>(parts.next())?.ok_or("payload length missing")?;
+            let len = field::<usize>(parts.next())?;
             if parts.next().is_some() {
                 return Err("header line has too many fields".into());
             }
@@ -152,19 +169,19 @@ impl Iterator for Frames<'_> {
         };
         let kstart = at + nl + 1;
         let pstart = kstart.saturating_add(klen.unwrap_or(0));
-        let end = pstart.saturating_add(len);
+        let end = pstart.saturating_add(len.unwrap_or(0));
         if self.buf.get(end) != Some(&b'\n') {
-            return fail(format!("key of {} and payload of {len} bytes overrun the buffer", klen.unwrap_or(0)));
+            return fail(format!("key of {} and payload of {} bytes overrun the buffer", klen.unwrap_or(0), len.unwrap_or(0)));
         }
         self.pos = end + 1;
-        Some(Ok(OwnedFrame { partition: self.partition, offset, timestamp, key: klen.map(|_| kstart..pstart), payload: pstart..end }))
+        Some(Ok(OwnedFrame { partition: self.partition, offset, timestamp, key: klen.map(|_| kstart..pstart), payload: len.map(|_| pstart..end) }))
     }
 }
 
 /// One message as NDJSON for people and replay tools: `value` is the payload as a string when it
-/// is UTF-8, otherwise `value_b64`.
+/// is UTF-8 (null for a null payload), otherwise `value_b64`.
 pub fn to_ndjson(out: &mut Vec<u8>, f: &OwnedFrame, plaintext: &[u8], raw_key: &str) {
-    let payload = &plaintext[f.payload.clone()];
+    let payload = f.payload_in(plaintext);
     let key = f.key.clone().map(|r| &plaintext[r]);
     let mut m = serde_json::Map::new();
     m.insert("object".into(), raw_key.into());
@@ -184,6 +201,7 @@ pub fn to_ndjson(out: &mut Vec<u8>, f: &OwnedFrame, plaintext: &[u8], raw_key: &
         }
     }
     match std::str::from_utf8(payload) {
+        _ if f.payload.is_none() => m.insert("value".into(), serde_json::Value::Null),
         Ok(s) => m.insert("value".into(), s.into()),
         Err(_) => m.insert("value_b64".into(), b64.encode(payload).into()),
     };
@@ -197,7 +215,7 @@ mod tests {
 
     #[test]
     fn roundtrip_keeps_every_byte() {
-        let payloads: Vec<&[u8]> = vec![b"{\"a\":1}", b"", b"line1\nline2\n", &[0xff, 0x00, 0x9f, b'\n'], b"\"double\""];
+        let payloads: Vec<Option<&[u8]>> = vec![Some(b"{\"a\":1}"), Some(b""), Some(b"line1\nline2\n"), None, Some(&[0xff, 0x00, 0x9f, b'\n']), Some(b"\"double\"")];
         let mut buf = Vec::new();
         for (i, p) in payloads.iter().enumerate() {
             let key: Option<&[u8]> = match i % 3 {
@@ -205,12 +223,13 @@ mod tests {
                 1 => None,
                 _ => Some(&[0xfe, b'\n', 0x01]),
             };
-            encode(&mut buf, &Frame { partition: 2, offset: 100 + i as i64, timestamp: (i % 2 == 0).then_some(1_670_000_000_000), key, payload: p });
+            encode(&mut buf, &Frame { partition: 2, offset: 100 + i as i64, timestamp: (i % 2 == 0).then_some(1_670_000_000_000), key, payload: *p });
         }
         let frames: Vec<OwnedFrame> = decode(&buf, 2).collect::<Result<_, _>>().unwrap();
         assert_eq!(frames.len(), payloads.len());
         for (i, (f, p)) in frames.iter().zip(&payloads).enumerate() {
-            assert_eq!(&buf[f.payload.clone()], *p);
+            assert_eq!(f.payload.clone().map(|r| &buf[r]), *p, "frame {i}");
+            assert_eq!(f.payload_in(&buf), p.unwrap_or_default());
             assert_eq!(f.offset, 100 + i as i64);
             assert_eq!(f.partition, 2);
             assert_eq!(f.timestamp.is_some(), i % 2 == 0);
@@ -219,14 +238,14 @@ mod tests {
         assert_eq!(frames[1].key, None);
         // The header stays small: the compressor's time goes to payloads.
         let mut one = Vec::new();
-        encode(&mut one, &Frame { partition: 0, offset: 12_345_678, timestamp: Some(1_795_416_597_147), key: Some(b"4223"), payload: b"x" });
+        encode(&mut one, &Frame { partition: 0, offset: 12_345_678, timestamp: Some(1_795_416_597_147), key: Some(b"4223"), payload: Some(b"x") });
         assert!(one.len() < 40, "{}", String::from_utf8_lossy(&one));
     }
 
     #[test]
     fn corrupt_input_is_an_error_not_a_panic() {
         let mut buf = Vec::new();
-        encode(&mut buf, &Frame { partition: 0, offset: 1, timestamp: None, key: Some(b"k"), payload: b"abc" });
+        encode(&mut buf, &Frame { partition: 0, offset: 1, timestamp: None, key: Some(b"k"), payload: Some(b"abc") });
         for cut in 0..buf.len() {
             let r: Result<Vec<_>, _> = decode(&buf[..cut], 0).collect();
             assert!(cut == 0 || r.is_err(), "cut {cut}");

@@ -196,8 +196,8 @@ pub enum Polled<'a> {
         timestamp: Option<i64>,
         /// Key bytes, if the message has a key.
         key: Option<&'a [u8]>,
-        /// Payload bytes (empty for a null payload).
-        payload: &'a [u8],
+        /// Payload bytes (`None` for a null payload: a tombstone).
+        payload: Option<&'a [u8]>,
     },
     /// The end of the partition as of now (`enable.partition.eof`).
     PartitionEof,
@@ -306,7 +306,7 @@ unsafe fn view<'a>(m: *mut rdkafka::bindings::rd_kafka_message_t) -> Polled<'a> 
             let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
             let ts = rd::rd_kafka_message_timestamp(m, &mut kind);
             let timestamp = (kind != rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE).then_some(ts);
-            Polled::Message { offset: msg.offset, timestamp, key: bytes(msg.key, msg.key_len), payload: bytes(msg.payload, msg.len).unwrap_or_default() }
+            Polled::Message { offset: msg.offset, timestamp, key: bytes(msg.key, msg.key_len), payload: bytes(msg.payload, msg.len) }
         }
         rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => Polled::PartitionEof,
         e => {

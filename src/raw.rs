@@ -652,7 +652,7 @@ impl Worker<'_> {
                             frames::encode(b.sealer.plaintext_mut(), &Frame { partition: p, offset: o, timestamp, key, payload });
                             b.last = o;
                             b.records += 1;
-                            b.message_bytes += (payload.len() + key.map_or(0, <[u8]>::len)) as u64;
+                            b.message_bytes += (payload.map_or(0, <[u8]>::len) + key.map_or(0, <[u8]>::len)) as u64;
                             self.rep.first_offset.get_or_insert(o);
                             crate::fault::point("record");
                             if o == end - 1 {

@@ -448,8 +448,8 @@ pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> Resu
     let mut out = Converted::default();
     let mut builders: BTreeMap<NaiveDate, WorkBuilder> = BTreeMap::new();
     for f in &o.frames {
-        let payload = &o.plaintext[f.payload.clone()];
-        match breadcrumb::parse(payload) {
+        let payload = f.payload_in(&o.plaintext);
+        match breadcrumb::parse_message(f.payload.as_ref().map(|_| payload)) {
             Ok(bc) => {
                 let (bits, encoding) = builders.entry(bc.service_date).or_insert_with(|| WorkBuilder::with_capacity(o.frames.len())).push(&bc, f.partition, f.offset, f.timestamp);
                 for (i, n) in out.flags.iter_mut().enumerate() {

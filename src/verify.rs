@@ -63,8 +63,8 @@ pub fn open_object(key: &str, sealed: &[u8], private_key: &RsaPrivateKey) -> Res
     let plaintext = envelope::open(sealed, private_key).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
     let content = |reason: String| ReadError::Content { key: key.into(), reason };
     let (header, _) = envelope::read_header(sealed).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
-    if header.content != frames::CONTENT {
-        return Err(content(format!("unsupported content {:?} (this etl reads {})", header.content, frames::CONTENT)));
+    if !frames::READS.contains(&header.content.as_str()) {
+        return Err(content(format!("unsupported content {:?} (this etl reads {})", header.content, frames::READS.join(", "))));
     }
     let partition = raw_keys::parse_object(key).map_or(0, |(_, p, _, _)| p);
     let frames: Vec<frames::OwnedFrame> = frames::decode(&plaintext, partition).collect::<Result<_, _>>().map_err(|e| content(e.to_string()))?;

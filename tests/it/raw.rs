@@ -365,9 +365,9 @@ async fn sharded_workers_split_a_six_partition_topic_and_land_it_exactly_once() 
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--shard-index"));
 }
 
-/// Keys (none, empty, binary, text), payloads (JSON, binary with newlines, empty) and the
-/// producer's timestamps come back byte for byte, across object boundaries that fall inside the
-/// consumer's batches.
+/// Keys (none, empty, binary, text), payloads (JSON, binary with newlines, empty, null: a
+/// tombstone) and the producer's timestamps come back byte for byte, across object boundaries
+/// that fall inside the consumer's batches.
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_payloads_and_timestamps_land_byte_for_byte() {
     use base64::Engine as _;
@@ -383,18 +383,22 @@ async fn keys_payloads_and_timestamps_land_byte_for_byte() {
             _ => Some(format!("veh-{i}").into_bytes()),
         }
     };
-    let payload = |i: u32| -> Vec<u8> {
-        match i % 3 {
-            0 => format!("{{\"VEHICLE_ID\":{i},\"NOTE\":\"line\\nbreak\"}}").into_bytes(),
-            1 => vec![0x80, b'\n', 0x00, (i % 256) as u8, b'\n'],
-            _ => Vec::new(),
+    let payload = |i: u32| -> Option<Vec<u8>> {
+        match i % 5 {
+            0 | 3 => Some(format!("{{\"VEHICLE_ID\":{i},\"NOTE\":\"line\\nbreak\"}}").into_bytes()),
+            1 => Some(vec![0x80, b'\n', 0x00, (i % 256) as u8, b'\n']),
+            2 => Some(Vec::new()),
+            _ => None,
         }
     };
     let ts = |i: u32| 1_670_832_000_000i64 + i as i64 * 1000;
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers()).set("linger.ms", "5").create().unwrap();
     for i in 0..n {
         let (k, v) = (key(i), payload(i));
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topic).payload(&v[..]).timestamp(ts(i));
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topic).timestamp(ts(i));
+        if let Some(v) = v.as_deref() {
+            rec = rec.payload(v);
+        }
         if let Some(k) = k.as_deref() {
             rec = rec.key(k);
         }
@@ -426,9 +430,10 @@ async fn keys_payloads_and_timestamps_land_byte_for_byte() {
             _ => None,
         };
         assert_eq!(got_key, key(i), "key of offset {i}: {line}");
-        let got_value = match v.get("value") {
-            Some(s) => s.as_str().unwrap().as_bytes().to_vec(),
-            None => b64.decode(v["value_b64"].as_str().unwrap()).unwrap(),
+        let got_value = match (v.get("value"), v.get("value_b64")) {
+            (_, Some(b)) => Some(b64.decode(b.as_str().unwrap()).unwrap()),
+            (Some(serde_json::Value::String(s)), None) => Some(s.clone().into_bytes()),
+            _ => None,
         };
         assert_eq!(got_value, payload(i), "payload of offset {i}: {line}");
         seen += 1;
