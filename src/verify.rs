@@ -400,3 +400,36 @@ pub async fn reconcile_standard(lake: &Lake) -> Result<Option<Reconciliation>, c
     }
     Ok(Some(rec))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::{encode, Frame};
+    use crate::keys::test_keypair;
+
+    fn sealed(content: &str, frames: &[Frame<'_>]) -> Vec<u8> {
+        let (_, public) = test_keypair();
+        let mut plain = Vec::new();
+        for f in frames {
+            encode(&mut plain, f);
+        }
+        envelope::seal_bytes(&plain, &public, 5, content).unwrap().bytes
+    }
+
+    #[test]
+    fn objects_of_both_frame_versions_open_and_others_are_refused_by_name() {
+        let (private, _) = test_keypair();
+        let key = "raw/t/partition=3/00000000000000000010-00000000000000000011.frames.zz.enc";
+        let f = |offset, payload| Frame { partition: 3, offset, timestamp: Some(1), key: None, payload };
+        // etl-frames/2: written before null payloads had their own mark.
+        let o = open_object(key, &sealed("etl-frames/2", &[f(10, Some(b"{}")), f(11, Some(b""))]), &private).unwrap();
+        assert_eq!(o.frames.iter().map(|x| x.payload_in(&o.plaintext)).collect::<Vec<_>>(), [&b"{}"[..], b""]);
+        assert!(o.frames.iter().all(|x| x.payload.is_some()));
+        // etl-frames/3: a tombstone comes back as a null payload.
+        let o = open_object(key, &sealed(frames::CONTENT, &[f(10, Some(b"{}")), f(11, None)]), &private).unwrap();
+        assert_eq!((o.frames[0].payload.is_some(), o.frames[1].payload.is_none()), (true, true));
+        let Err(e) = open_object(key, &sealed("etl-frames/9", &[f(10, Some(b"{}")), f(11, None)]), &private) else { panic!("etl-frames/9 opened") };
+        let e = e.to_string();
+        assert!(e.contains(key) && e.contains("etl-frames/9") && e.contains("etl-frames/3"), "{e}");
+    }
+}
