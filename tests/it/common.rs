@@ -186,9 +186,11 @@ pub fn lake_contents_env(lake: &str, topic: &str, private: &Path, envs: &[(Strin
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let p = v["partition"].as_i64().unwrap() as i32;
         let o = v["offset"].as_i64().unwrap();
-        let payload = match v.get("value").and_then(|x| x.as_str()) {
-            Some(s) => s.as_bytes().to_vec(),
-            None => {
+        let payload = match v.get("value") {
+            Some(serde_json::Value::String(s)) => s.as_bytes().to_vec(),
+            // A tombstone (null payload); `kafka_truth` reads it as empty too.
+            Some(serde_json::Value::Null) => Vec::new(),
+            _ => {
                 use base64::Engine as _;
                 base64::engine::general_purpose::STANDARD.decode(v["value_b64"].as_str().unwrap()).unwrap()
             }
