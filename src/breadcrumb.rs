@@ -6,6 +6,8 @@
 //! - a record that is itself a JSON string containing the object (`double_encoded`);
 //! - the 10-field record and the older 14-field one (VELOCITY, DIRECTION, RADIO_QUALITY,
 //!   SCHEDULE_DEVIATION); field names case-insensitive; unknown fields kept in `extra` (JSON);
+//! - a message that is one headerless CSV line of TriMet's export, 10 or 14 fields in its column
+//!   order (`csv`);
 //! - OPD_DATE as `12DEC2022:00:00:00`, `14-SEP-20`, `14-SEP-2020`, `2022-12-12` (+ time);
 //! - ACT_TIME in seconds after midnight of the service day, possibly ≥ 86400 after midnight.
 
@@ -107,9 +109,10 @@ pub struct Breadcrumb {
     pub encoding: &'static str,
 }
 
-/// Every value of the `encoding` column: "json" plus the notes that apply, in this order.
-/// Index bits: 1 = 14_field, 2 = double_encoded, 4 = string_numbers, 8 = extra_fields.
-pub const ENCODINGS: [&str; 16] = [
+/// Every value of the `encoding` column: "json" or "csv" plus the notes that apply, in this order.
+/// Index bits: 1 = 14_field, 2 = double_encoded, 4 = string_numbers, 8 = extra_fields, 16 = csv
+/// (a CSV line: every value is text, so `string_numbers` is not noted).
+pub const ENCODINGS: [&str; 32] = [
     "json",
     "json+14_field",
     "json+double_encoded",
@@ -126,6 +129,22 @@ pub const ENCODINGS: [&str; 16] = [
     "json+14_field+string_numbers+extra_fields",
     "json+double_encoded+string_numbers+extra_fields",
     "json+14_field+double_encoded+string_numbers+extra_fields",
+    "csv",
+    "csv+14_field",
+    "csv+double_encoded",
+    "csv+14_field+double_encoded",
+    "csv+string_numbers",
+    "csv+14_field+string_numbers",
+    "csv+double_encoded+string_numbers",
+    "csv+14_field+double_encoded+string_numbers",
+    "csv+extra_fields",
+    "csv+14_field+extra_fields",
+    "csv+double_encoded+extra_fields",
+    "csv+14_field+double_encoded+extra_fields",
+    "csv+string_numbers+extra_fields",
+    "csv+14_field+string_numbers+extra_fields",
+    "csv+double_encoded+string_numbers+extra_fields",
+    "csv+14_field+double_encoded+string_numbers+extra_fields",
 ];
 
 /// The static `encoding` value equal to `s` (for rows read back from Parquet).
@@ -504,9 +523,51 @@ pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
     }
     let text = std::str::from_utf8(payload).map_err(|e| reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))?;
     if let Some(f) = flat::fields(text) {
-        return from_fields(f, false);
+        return from_fields(f, false, false);
     }
-    parse_general(text)
+    match text.trim_start().as_bytes().first() {
+        Some(b'{' | b'[' | b'"') | None => parse_general(text),
+        Some(_) if text.contains(',') => parse_csv_line(text),
+        Some(_) => parse_general(text),
+    }
+}
+
+/// TriMet's CSV column order: the 10-field feed, then the older 14-field one (KNOWN indices).
+const CSV_10: [usize; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+const CSV_14: [usize; 14] = [0, 1, 2, 3, 4, 5, 10, 11, 12, 6, 7, 8, 9, 13];
+
+/// A message that is one CSV line of a breadcrumb export, without its header (producers that
+/// forward TriMet's CSV files line by line): 10 or 14 fields in TriMet's column order
+/// (`EVENT_NO_TRIP,EVENT_NO_STOP,OPD_DATE,VEHICLE_ID,METERS,ACT_TIME,[VELOCITY,DIRECTION,
+/// RADIO_QUALITY,]GPS_LONGITUDE,GPS_LATITUDE,GPS_SATELLITES,GPS_HDOP[,SCHEDULE_DEVIATION]`);
+/// fields may be double-quoted; an empty field is missing. Then validated like any record.
+fn parse_csv_line(text: &str) -> Result<Breadcrumb, Reject> {
+    let line = text.trim();
+    let values: Vec<&str> = line
+        .split(',')
+        .map(|v| {
+            let v = v.trim();
+            v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v)
+        })
+        .collect();
+    let order: &[usize] = match values.len() {
+        10 => &CSV_10,
+        14 => &CSV_14,
+        n => {
+            return Err(reject(
+                rules::INVALID_JSON,
+                format!("not JSON, nor a TriMet CSV line ({n} comma-separated fields; 10 or 14 expected)"),
+            ))
+        }
+    };
+    if values[0].eq_ignore_ascii_case(KNOWN[0]) {
+        return Err(reject(rules::NOT_A_BREADCRUMB, "a CSV header line"));
+    }
+    let mut known: [Option<Scalar<'_>>; 14] = Default::default();
+    for (&i, v) in order.iter().zip(values) {
+        known[i] = Some(Scalar::Str(Cow::Borrowed(v)));
+    }
+    from_fields(Fields { known, extra: Vec::new() }, false, true)
 }
 
 /// Any JSON payload, through serde_json (what [`flat`] declines).
@@ -683,14 +744,14 @@ mod flat {
 
 fn parse_top(top: Top<'_>, depth: usize) -> Result<Breadcrumb, Reject> {
     match top {
-        Top::Record(f) => from_fields(*f, depth > 0),
+        Top::Record(f) => from_fields(*f, depth > 0, false),
         Top::Str(s) => {
             // Double (or more) encoded: a JSON string holding the JSON object.
             if depth >= 3 {
                 return Err(reject(rules::NOT_A_BREADCRUMB, "a JSON string nested too deep"));
             }
             if let Some(f) = flat::fields(&s) {
-                return from_fields(f, true);
+                return from_fields(f, true, false);
             }
             let inner: Top<'_> = serde_json::from_str(&s).map_err(|e| reject(rules::INVALID_JSON, format!("a JSON string that is not JSON inside: {e}")))?;
             parse_top(inner, depth + 1)
@@ -712,7 +773,7 @@ fn clock_seconds(v: &Scalar<'_>) -> Option<i64> {
     ((0..60).contains(&m) && (0.0..61.0).contains(&sec) && h >= 0).then(|| h * 3600 + m * 60 + sec.round() as i64)
 }
 
-fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject> {
+fn from_fields(f: Fields<'_>, double_encoded: bool, csv: bool) -> Result<Breadcrumb, Reject> {
     let Fields { known, extra } = f;
     if known.iter().all(Option::is_none) {
         let fields: Vec<&str> = extra.iter().map(|(k, _)| k.as_ref()).take(6).collect();
@@ -802,7 +863,11 @@ fn from_fields(f: Fields<'_>, double_encoded: bool) -> Result<Breadcrumb, Reject
         flags.push(rules::SATELLITES);
     }
     let n_known = known.iter().filter(|v| v.is_some()).count();
-    let bits = usize::from(n_known > 10) | (usize::from(double_encoded) << 1) | (usize::from(strings) << 2) | (usize::from(!extra.is_empty()) << 3);
+    let bits = usize::from(n_known > 10)
+        | (usize::from(double_encoded) << 1)
+        | (usize::from(strings && !csv) << 2)
+        | (usize::from(!extra.is_empty()) << 3)
+        | (usize::from(csv) << 4);
     let extra = if extra.is_empty() {
         None
     } else {
@@ -1078,6 +1143,33 @@ mod tests {
         assert_eq!(r.service_date, NaiveDate::from_ymd_opt(2020, 9, 14).unwrap());
         assert!(r.extra.is_none(), "{:?}", r.extra);
         assert_eq!(parse(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":"9:99:00"}"#).unwrap_err().rule, rules::BAD_TIME);
+    }
+
+    #[test]
+    fn csv_lines_of_both_vintages_parse_like_their_json() {
+        // The first data row of data/tuannguyen8_..._bc_veh4223_2023-02-15.csv.
+        let csv = parse(b"259173279,259173350,15FEB2023:00:00:00,4223,194493,71279,-122.679572,45.517122,8,1.6\r\n").unwrap();
+        let json = parse(br#"{"EVENT_NO_TRIP":259173279,"EVENT_NO_STOP":259173350,"OPD_DATE":"15FEB2023:00:00:00","VEHICLE_ID":4223,"METERS":194493,"ACT_TIME":71279,"GPS_LONGITUDE":-122.679572,"GPS_LATITUDE":45.517122,"GPS_SATELLITES":8,"GPS_HDOP":1.6}"#).unwrap();
+        assert_eq!(csv.encoding, "csv");
+        assert_eq!(Breadcrumb { encoding: "", ..csv }, Breadcrumb { encoding: "", ..json });
+        // The older export: VELOCITY, DIRECTION, RADIO_QUALITY after ACT_TIME, SCHEDULE_DEVIATION last; quoted and empty fields.
+        let old = parse(br#"152542633,152542642,"14-SEP-20",3017,1076,21036,7,185,,-122.577065,45.548583,11,0.7,-105"#).unwrap();
+        assert_eq!(old.encoding, "csv+14_field");
+        assert_eq!((old.trip_id, old.vehicle_id, old.act_time, old.meters), (152542633, 3017, 21036, Some(1076)));
+        assert_eq!((old.velocity, old.direction, old.radio_quality, old.schedule_deviation), (Some(7.0), Some(185.0), None, Some(-105)));
+        assert_eq!((old.longitude, old.latitude, old.satellites, old.hdop), (Some(-122.577065), Some(45.548583), Some(11), Some(0.7)));
+        assert_eq!(old.service_date, NaiveDate::from_ymd_opt(2020, 9, 14).unwrap());
+        assert!(ENCODINGS.contains(&old.encoding) && encoding_of("csv+14_field") == "csv+14_field");
+        // A header line, a line of another shape, and a CSV line with a bad value are named.
+        let header = parse(b"EVENT_NO_TRIP,EVENT_NO_STOP,OPD_DATE,VEHICLE_ID,METERS,ACT_TIME,GPS_LONGITUDE,GPS_LATITUDE,GPS_SATELLITES,GPS_HDOP").unwrap_err();
+        assert_eq!((header.rule, header.message.as_str()), (rules::NOT_A_BREADCRUMB, "a CSV header line"));
+        let stops = parse(b"3649,63075,4774,47,1,W,1300").unwrap_err();
+        assert_eq!(stops.rule, rules::INVALID_JSON);
+        assert!(stops.message.contains("7 comma-separated fields"), "{}", stops.message);
+        assert_eq!(parse(b"x259173279,1,15FEB2023:00:00:00,4223,1,1,,,,").unwrap_err().rule, rules::BAD_KEY);
+        assert_eq!(parse(b"1,1,someday,4223,1,1,,,,").unwrap_err().rule, rules::BAD_DATE);
+        // JSON that happens to contain commas is still JSON.
+        assert_eq!(parse(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":100"#).unwrap_err().rule, rules::INVALID_JSON);
     }
 
     #[test]

@@ -437,7 +437,7 @@ pub struct Converted {
     /// Rows per soft rule (index into `rules::SOFT`).
     pub flags: [u64; 6],
     /// Rows per encoding (index into `breadcrumb::ENCODINGS`).
-    pub encodings: [u64; 16],
+    pub encodings: [u64; breadcrumb::ENCODINGS.len()],
     /// Rows (not rejects).
     pub rows: usize,
 }

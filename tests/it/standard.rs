@@ -229,6 +229,9 @@ fn variety() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
         ("no_time", b(r#"{"EVENT_NO_TRIP":5,"VEHICLE_ID":5,"OPD_DATE":"12DEC2022:00:00:00"}"#), Some("bad_act_time")),
         ("bad_date", b(r#"{"EVENT_NO_TRIP":5,"VEHICLE_ID":5,"OPD_DATE":"sometime","ACT_TIME":100}"#), Some("bad_service_date")),
         ("dup_of_numbers", b(r#"{"EVENT_NO_TRIP":"218393116","EVENT_NO_STOP":"218393162","OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":"2901","METERS":"38670","ACT_TIME":"33160","GPS_LONGITUDE":"-122.867367","GPS_LATITUDE":"45.527212","GPS_SATELLITES":"12","GPS_HDOP":"0.8"}"#), Some("duplicate")),
+        ("csv_line", b("259173279,259173350,15FEB2023:00:00:00,4223,194493,71279,-122.679572,45.517122,8,1.6\r\n"), None),
+        ("csv_14", b(r#"152542633,152542642,"14-SEP-20",3017,1080,21041,7,185,,-122.577065,45.548583,11,0.7,-105"#), None),
+        ("csv_header", b("EVENT_NO_TRIP,EVENT_NO_STOP,OPD_DATE,VEHICLE_ID,METERS,ACT_TIME,GPS_LONGITUDE,GPS_LATITUDE,GPS_SATELLITES,GPS_HDOP"), Some("not_a_breadcrumb")),
     ]
 }
 
@@ -276,6 +279,8 @@ async fn every_encoding_and_every_kind_of_garbage() {
     let extra: serde_json::Value = serde_json::from_str(by(5).extra.as_deref().unwrap()).unwrap();
     assert_eq!(extra, serde_json::json!({"ROUTE_NUMBER": 20, "FOO": "bar"}));
     assert!(by(8).flags.contains(&"outside_service_area") && by(8).flags.contains(&"hdop_high"));
+    assert_eq!((by(18).encoding, by(18).vehicle_id, by(18).act_time), ("csv", 4223, 71279));
+    assert_eq!((by(19).encoding, by(19).schedule_deviation), ("csv+14_field", Some(-105)));
     // The timestamps, as another engine sees them.
     let dst = py_json(
         "import duckdb, sys, json\n\
