@@ -525,11 +525,11 @@ pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
     if let Some(f) = flat::fields(text) {
         return from_fields(f, false, false);
     }
-    match text.trim_start().as_bytes().first() {
-        Some(b'{' | b'[' | b'"') | None => parse_general(text),
-        Some(_) if text.contains(',') => parse_csv_line(text),
-        Some(_) => parse_general(text),
+    let json_start = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[' | b'"'));
+    if !json_start && text.contains(',') {
+        return parse_csv_line(text);
     }
+    parse_general(text)
 }
 
 /// TriMet's CSV column order: the 10-field feed, then the older 14-field one (KNOWN indices).

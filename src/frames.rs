@@ -93,11 +93,14 @@ pub struct OwnedFrame {
 }
 
 impl OwnedFrame {
-    /// The payload's bytes in `plaintext` (empty for a null payload).
-    pub fn payload_in<'a>(&self, plaintext: &'a [u8]) -> &'a [u8] {
-        self.payload.clone().map_or(&[], |r| &plaintext[r])
+    /// The payload's bytes in `plaintext` (`None` for a null payload).
+    pub fn payload_in<'a>(&self, plaintext: &'a [u8]) -> Option<&'a [u8]> {
+        self.payload.clone().map(|r| &plaintext[r])
     }
 }
+
+/// A header line: offset, timestamp, key length, payload length (`None`: `-`).
+type Header = (i64, Option<i64>, Option<usize>, Option<usize>);
 
 /// Iterates over the frames of a plaintext buffer.
 pub struct Frames<'a> {
@@ -153,7 +156,7 @@ impl Iterator for Frames<'_> {
         let rest = &self.buf[at..];
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else { return fail("header line without newline".into()) };
         let mut parts = rest[..nl].split(|&b| b == b' ');
-        let parsed = (|| -> Result<(i64, Option<i64>, Option<usize>, Option<usize>), String> {
+        let parsed = (|| -> Result<Header, String> {
             let offset = field::<i64>(parts.next())?.ok_or("offset missing")?;
             let ts = field::<i64>(parts.next())?;
             let klen = field::<usize>(parts.next())?;
@@ -200,10 +203,10 @@ pub fn to_ndjson(out: &mut Vec<u8>, f: &OwnedFrame, plaintext: &[u8], raw_key: &
             m.insert("key_b64".into(), b64.encode(key.unwrap_or_default()).into());
         }
     }
-    match std::str::from_utf8(payload) {
-        _ if f.payload.is_none() => m.insert("value".into(), serde_json::Value::Null),
-        Ok(s) => m.insert("value".into(), s.into()),
-        Err(_) => m.insert("value_b64".into(), b64.encode(payload).into()),
+    match payload.map(|p| (p, std::str::from_utf8(p))) {
+        None => m.insert("value".into(), serde_json::Value::Null),
+        Some((_, Ok(s))) => m.insert("value".into(), s.into()),
+        Some((p, Err(_))) => m.insert("value_b64".into(), b64.encode(p).into()),
     };
     let _ = serde_json::to_writer(&mut *out, &m);
     out.push(b'\n');
@@ -228,8 +231,7 @@ mod tests {
         let frames: Vec<OwnedFrame> = decode(&buf, 2).collect::<Result<_, _>>().unwrap();
         assert_eq!(frames.len(), payloads.len());
         for (i, (f, p)) in frames.iter().zip(&payloads).enumerate() {
-            assert_eq!(f.payload.clone().map(|r| &buf[r]), *p, "frame {i}");
-            assert_eq!(f.payload_in(&buf), p.unwrap_or_default());
+            assert_eq!(f.payload_in(&buf), *p, "frame {i}");
             assert_eq!(f.offset, 100 + i as i64);
             assert_eq!(f.partition, 2);
             assert_eq!(f.timestamp.is_some(), i % 2 == 0);

@@ -167,24 +167,6 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tls_and_sasl_are_built_in() {
-        // Managed brokers (Confluent Cloud, MSK, Event Hubs) need SASL_SSL; a librdkafka built
-        // without OpenSSL refuses these settings when the client is created.
-        let c: Result<BaseConsumer, _> = client_config("127.0.0.1:1")
-            .set("security.protocol", "SASL_SSL")
-            .set("sasl.mechanism", "SCRAM-SHA-512")
-            .set("sasl.username", "u")
-            .set("sasl.password", "p")
-            .create();
-        assert!(c.is_ok(), "{:?}", c.err());
-    }
-}
-
 /// One message handed out by [`BatchReader::poll`], borrowed until the next poll.
 #[derive(Debug)]
 pub enum Polled<'a> {
@@ -328,5 +310,23 @@ impl Drop for BatchReader {
         self.batch.clear();
         // SAFETY: the queue reference was taken in `new` and is released once, before the client.
         unsafe { rdkafka::bindings::rd_kafka_queue_destroy(self.queue.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_and_sasl_are_built_in() {
+        // Managed brokers (Confluent Cloud, MSK, Event Hubs) need SASL_SSL; a librdkafka built
+        // without OpenSSL refuses these settings when the client is created.
+        let c: Result<BaseConsumer, _> = client_config("127.0.0.1:1")
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanism", "SCRAM-SHA-512")
+            .set("sasl.username", "u")
+            .set("sasl.password", "p")
+            .create();
+        assert!(c.is_ok(), "{:?}", c.err());
     }
 }

@@ -449,7 +449,7 @@ pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> Resu
     let mut builders: BTreeMap<NaiveDate, WorkBuilder> = BTreeMap::new();
     for f in &o.frames {
         let payload = f.payload_in(&o.plaintext);
-        match breadcrumb::parse_message(f.payload.as_ref().map(|_| payload)) {
+        match breadcrumb::parse_message(payload) {
             Ok(bc) => {
                 let (bits, encoding) = builders.entry(bc.service_date).or_insert_with(|| WorkBuilder::with_capacity(o.frames.len())).push(&bc, f.partition, f.offset, f.timestamp);
                 for (i, n) in out.flags.iter_mut().enumerate() {
@@ -467,7 +467,7 @@ pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> Resu
                 service_date: None,
                 rule: rj.rule,
                 message: rj.message,
-                payload: payload.to_vec(),
+                payload: payload.unwrap_or_default().to_vec(),
             }),
         }
     }
