@@ -175,32 +175,36 @@ const KNOWN: [&str; 14] = [
 /// several times faster; `None` for any other form.
 fn decimal(s: &str) -> Option<f64> {
     let b = s.as_bytes();
-    let (neg, b) = match b.first()? {
-        b'-' => (true, &b[1..]),
-        _ => (false, b),
-    };
-    const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
-    let (mut mantissa, mut digits, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
-    for &c in b {
-        match c {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(c - b'0');
-                digits += 1;
-                scale += usize::from(dot);
-            }
-            b'.' if !dot => dot = true,
-            _ => return None,
+    let neg = b.first() == Some(&b'-');
+    let mut i = usize::from(neg);
+    let mut mantissa = 0u64;
+    while let Some(c @ b'0'..=b'9') = b.get(i) {
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        i += 1;
+    }
+    let int_digits = i - usize::from(neg);
+    let mut scale = 0usize;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(c @ b'0'..=b'9') = b.get(i) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            i += 1;
+            scale += 1;
         }
-        if digits > 15 {
+        if scale == 0 {
             return None;
         }
     }
-    if digits == 0 || (dot && scale == 0) || b.first() == Some(&b'.') {
+    // (Past 15 digits the mantissa may have wrapped; it is not used then.)
+    if i != b.len() || int_digits == 0 || int_digits + scale > 15 {
         return None;
     }
     let v = mantissa as f64 / POW10[scale];
     Some(if neg { -v } else { v })
 }
+
+/// Powers of ten exact in f64, for [`decimal`] and the fast path's numbers.
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /// A numeric field's value after normalisation.
 enum Num {
@@ -214,7 +218,8 @@ enum Scalar<'a> {
     Null,
     Num(f64, serde_json::Number),
     Str(Cow<'a, str>),
-    Other(Value),
+    /// (Boxed: rare, and a `Value` would make every field of every record larger.)
+    Other(Box<Value>),
 }
 
 impl Scalar<'_> {
@@ -249,7 +254,7 @@ impl Scalar<'_> {
             Scalar::Null => Value::Null,
             Scalar::Num(_, n) => Value::Number(n.clone()),
             Scalar::Str(s) => Value::String(s.to_string()),
-            Scalar::Other(v) => v.clone(),
+            Scalar::Other(v) => (**v).clone(),
         }
     }
 }
@@ -278,7 +283,7 @@ impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Null)
     }
     fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Scalar::Other(Value::Bool(v)))
+        Ok(Scalar::Other(Box::new(Value::Bool(v))))
     }
     fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
         Ok(Scalar::Num(v as f64, v.into()))
@@ -289,7 +294,7 @@ impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
     fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
         Ok(match serde_json::Number::from_f64(v) {
             Some(n) => Scalar::Num(v, n),
-            None => Scalar::Other(Value::Null),
+            None => Scalar::Other(Box::new(Value::Null)),
         })
     }
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
@@ -302,10 +307,10 @@ impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Str(Cow::Owned(v)))
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Scalar::Other)
+        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(|v| Scalar::Other(Box::new(v)))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Scalar::Other)
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|v| Scalar::Other(Box::new(v)))
     }
 }
 
@@ -346,6 +351,7 @@ struct Fields<'a> {
 }
 
 fn known_index(k: &str) -> Option<usize> {
+    // (A match on constant strings: the compiler compares lengths, then words, no memcmp call.)
     let exact = match k {
         "EVENT_NO_TRIP" => Some(0),
         "EVENT_NO_STOP" => Some(1),
@@ -518,12 +524,17 @@ pub fn parse_message(payload: Option<&[u8]>) -> Result<Breadcrumb, Reject> {
 
 /// Parses one message payload into a breadcrumb or a reject.
 pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
+    // What feeds send: a flat object in ASCII. The fast path reads it without a separate UTF-8
+    // pass (it declines any byte outside ASCII, and ASCII text is UTF-8).
+    if let Some(f) = flat::fields(payload, flat::Text::Ascii) {
+        return from_fields(&f, false, false);
+    }
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(reject(rules::EMPTY, "message is empty"));
     }
     let text = std::str::from_utf8(payload).map_err(|e| reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))?;
-    if let Some(f) = flat::fields(text) {
-        return from_fields(f, false, false);
+    if let Some(f) = flat::fields(text.as_bytes(), flat::Text::Utf8) {
+        return from_fields(&f, false, false);
     }
     let json_start = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[' | b'"'));
     if !json_start && text.contains(',') {
@@ -567,7 +578,7 @@ fn parse_csv_line(text: &str) -> Result<Breadcrumb, Reject> {
     for (&i, v) in order.iter().zip(values) {
         known[i] = Some(Scalar::Str(Cow::Borrowed(v)));
     }
-    from_fields(Fields { known, extra: Vec::new() }, false, true)
+    from_fields(&Fields { known, extra: Vec::new() }, false, true)
 }
 
 /// Any JSON payload, through serde_json (what [`flat`] declines).
@@ -582,8 +593,18 @@ fn parse_general(text: &str) -> Result<Breadcrumb, Reject> {
 /// `-0`) is declined with `None`, and [`parse_general`] decides, errors included; both paths
 /// give the same `Fields` (a test checks them against each other).
 mod flat {
-    use super::{known_index, Fields, Scalar};
+    use super::{known_index, Fields, Scalar, POW10};
     use std::borrow::Cow;
+
+    /// What the bytes are known to be.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Text {
+        /// Not checked: the scanner declines any byte outside ASCII (so what it accepts is
+        /// ASCII, hence UTF-8, and no separate validation pass is needed).
+        Ascii,
+        /// Valid UTF-8 (checked by the caller): strings may hold any character.
+        Utf8,
+    }
 
     fn skip_ws(b: &[u8], mut i: usize) -> usize {
         while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
@@ -593,103 +614,98 @@ mod flat {
     }
 
     /// A string starting after its opening quote at `start`: where its text starts and where its
-    /// closing quote is. `None` on an escape or a control character.
-    fn string(b: &[u8], start: usize) -> Option<(usize, usize)> {
+    /// closing quote is. `None` on an escape, a control character, or (`Text::Ascii`) a byte
+    /// outside ASCII.
+    fn string(b: &[u8], start: usize, text: Text) -> Option<(usize, usize)> {
+        let limit = if text == Text::Ascii { 0x80 } else { 0x100 };
         let mut j = start;
         while j < b.len() {
             match b[j] {
                 b'"' => return Some((start, j)),
                 b'\\' | 0..=0x1f => return None,
+                c if u16::from(c) >= limit => return None,
                 _ => j += 1,
             }
         }
         None
     }
 
-    /// `text[a..b]` where `a` and `b` are positions of ASCII bytes (quotes, the first digit or
-    /// sign of a number, the byte after its last digit) found by the scanner, so both are
-    /// char boundaries: the check `str` indexing repeats for every field is skipped.
-    fn sub(text: &str, a: usize, b: usize) -> &str {
-        debug_assert!(text.is_char_boundary(a) && text.is_char_boundary(b) && a <= b && b <= text.len());
-        // SAFETY: the scanner only hands over positions of ASCII bytes or the text's end
-        // (see above), which are char boundaries of this valid `str`, with a <= b <= len.
-        unsafe { text.get_unchecked(a..b) }
-    }
-
-    fn digits(b: &[u8], mut j: usize) -> usize {
-        while j < b.len() && b[j].is_ascii_digit() {
-            j += 1;
-        }
-        j
+    /// `b[a..b]` as text, where every byte was seen by the scanner: in `Text::Ascii` mode all
+    /// of them are ASCII; in `Text::Utf8` mode `b` is valid UTF-8 and `a`, `b` are positions of
+    /// ASCII bytes (quotes, the first digit or sign of a number, the byte after its last digit)
+    /// or the end, so both are char boundaries.
+    fn sub(bytes: &[u8], a: usize, b: usize) -> &str {
+        debug_assert!(std::str::from_utf8(&bytes[a..b]).is_ok());
+        // SAFETY: see above: the slice is ASCII, or a slice of valid UTF-8 between char
+        // boundaries; `a <= b <= len` holds for every position the scanner hands over.
+        unsafe { std::str::from_utf8_unchecked(bytes.get_unchecked(a..b)) }
     }
 
     /// A number by JSON's grammar starting at `start`, as serde_json would give it: integers
-    /// that fit i64/u64 exactly, short decimals as f64; `None` for what only serde_json can
-    /// round the way it does (exponents, more than 15 digits, integers beyond u64).
-    fn number<'a>(b: &[u8], text: &'a str, start: usize) -> Option<(Scalar<'a>, usize)> {
-        let mut j = start;
-        if b[j] == b'-' {
-            j += 1;
-        }
+    /// that fit i64/u64 exactly, short decimals as f64 (read in the same pass that finds the
+    /// number's end; see `super::decimal` for why one division rounds as `str::parse` does);
+    /// `None` for what only serde_json can round the way it does (exponents, decimals of more
+    /// than 15 digits) and for `-0`.
+    fn number(b: &[u8], start: usize) -> Option<(Scalar<'_>, usize)> {
+        let neg = b[start] == b'-';
+        let mut j = start + usize::from(neg);
+        let (mut mantissa, mut digits) = (0u64, 0usize);
         match b.get(j)? {
-            b'0' => j += 1,
-            b'1'..=b'9' => j = digits(b, j),
+            b'0' => {
+                j += 1;
+                digits = 1;
+            }
+            b'1'..=b'9' => {
+                while let Some(c @ b'0'..=b'9') = b.get(j) {
+                    mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+                    digits += 1;
+                    j += 1;
+                }
+            }
             _ => return None,
         }
-        let mut integer = true;
+        let mut scale = 0usize;
         if b.get(j) == Some(&b'.') {
-            let d = j + 1;
-            j = digits(b, d);
-            if j == d {
-                return None;
-            }
-            integer = false;
-        }
-        let exponent_free = !matches!(b.get(j), Some(b'e' | b'E'));
-        if !exponent_free {
             j += 1;
-            if matches!(b.get(j), Some(b'+' | b'-')) {
+            while let Some(c @ b'0'..=b'9') = b.get(j) {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+                digits += 1;
+                scale += 1;
                 j += 1;
             }
-            let d = j;
-            j = digits(b, d);
-            if j == d {
+            if scale == 0 {
                 return None;
             }
-            integer = false;
         }
-        let tok = sub(text, start, j);
-        if tok == "-0" {
+        if matches!(b.get(j), Some(b'e' | b'E')) {
             return None;
         }
-        if integer {
-            // Up to 18 digits cannot overflow an i64: read them as they are.
-            let neg = b[start] == b'-';
-            let ds = &b[start + usize::from(neg)..j];
-            if ds.len() <= 18 {
-                let v = ds.iter().fold(0i64, |v, c| v * 10 + i64::from(c - b'0'));
-                let v = if neg { -v } else { v };
+        if scale == 0 {
+            if neg && mantissa == 0 {
+                return None; // -0
+            }
+            // Up to 18 digits cannot overflow an i64 (nor wrap above).
+            if digits <= 18 {
+                let v = if neg { -(mantissa as i64) } else { mantissa as i64 };
                 return Some((Scalar::Num(v as f64, v.into()), j));
             }
+            let tok = sub(b, start, j);
             if let Ok(v) = tok.parse::<i64>() {
                 return Some((Scalar::Num(v as f64, v.into()), j));
             }
             let v = tok.parse::<u64>().ok()?;
             return Some((Scalar::Num(v as f64, v.into()), j));
         }
-        // Decimals that both parsers round exactly alike: no exponent and at most 15 digits
-        // (digits / 10^k, both exact in f64), which is what `decimal` reads; serde_json takes
-        // the rest.
-        if !exponent_free {
+        if digits > 15 {
             return None;
         }
-        let v = super::decimal(tok)?;
+        let v = mantissa as f64 / POW10[scale];
+        let v = if neg { -v } else { v };
         Some((Scalar::Num(v, serde_json::Number::from_f64(v)?), j))
     }
 
-    /// The fields of `text` if it is a flat object the fast path can read.
-    pub(super) fn fields(text: &str) -> Option<Fields<'_>> {
-        let b = text.as_bytes();
+    /// The fields of `b` if it is a flat object the fast path can read.
+    pub(super) fn fields(b: &[u8], text: Text) -> Option<Fields<'_>> {
         let mut i = skip_ws(b, 0);
         if b.get(i) != Some(&b'{') {
             return None;
@@ -706,8 +722,8 @@ mod flat {
                 if b.get(i) != Some(&b'"') {
                     return None;
                 }
-                let (ks, ke) = string(b, i + 1)?;
-                let key = sub(text, ks, ke);
+                let (ks, ke) = string(b, i + 1, text)?;
+                let key = sub(b, ks, ke);
                 i = skip_ws(b, ke + 1);
                 if b.get(i) != Some(&b':') {
                     return None;
@@ -715,11 +731,11 @@ mod flat {
                 i = skip_ws(b, i + 1);
                 let (value, next) = match *b.get(i)? {
                     b'"' => {
-                        let (vs, ve) = string(b, i + 1)?;
-                        (Scalar::Str(Cow::Borrowed(sub(text, vs, ve))), ve + 1)
+                        let (vs, ve) = string(b, i + 1, text)?;
+                        (Scalar::Str(Cow::Borrowed(sub(b, vs, ve))), ve + 1)
                     }
                     b'n' if b[i..].starts_with(b"null") => (Scalar::Null, i + 4),
-                    b'-' | b'0'..=b'9' => number(b, text, i)?,
+                    b'-' | b'0'..=b'9' => number(b, i)?,
                     _ => return None,
                 };
                 match known_index(key) {
@@ -744,14 +760,14 @@ mod flat {
 
 fn parse_top(top: Top<'_>, depth: usize) -> Result<Breadcrumb, Reject> {
     match top {
-        Top::Record(f) => from_fields(*f, depth > 0, false),
+        Top::Record(f) => from_fields(&f, depth > 0, false),
         Top::Str(s) => {
             // Double (or more) encoded: a JSON string holding the JSON object.
             if depth >= 3 {
                 return Err(reject(rules::NOT_A_BREADCRUMB, "a JSON string nested too deep"));
             }
-            if let Some(f) = flat::fields(&s) {
-                return from_fields(f, true, false);
+            if let Some(f) = flat::fields(s.as_bytes(), flat::Text::Utf8) {
+                return from_fields(&f, true, false);
             }
             let inner: Top<'_> = serde_json::from_str(&s).map_err(|e| reject(rules::INVALID_JSON, format!("a JSON string that is not JSON inside: {e}")))?;
             parse_top(inner, depth + 1)
@@ -773,7 +789,17 @@ fn clock_seconds(v: &Scalar<'_>) -> Option<i64> {
     ((0..60).contains(&m) && (0.0..61.0).contains(&sec) && h >= 0).then(|| h * 3600 + m * 60 + sec.round() as i64)
 }
 
-fn from_fields(f: Fields<'_>, double_encoded: bool, csv: bool) -> Result<Breadcrumb, Reject> {
+/// `f.round() as i64`, without the call to libm's `round` for the whole numbers most fields hold.
+fn round_i64(f: f64) -> i64 {
+    let t = f as i64;
+    if t as f64 == f {
+        t
+    } else {
+        f.round() as i64
+    }
+}
+
+fn from_fields(f: &Fields<'_>, double_encoded: bool, csv: bool) -> Result<Breadcrumb, Reject> {
     let Fields { known, extra } = f;
     if known.iter().all(Option::is_none) {
         let fields: Vec<&str> = extra.iter().map(|(k, _)| k.as_ref()).take(6).collect();
@@ -812,7 +838,7 @@ fn from_fields(f: Fields<'_>, double_encoded: bool, csv: bool) -> Result<Breadcr
         Num::Bad(s) => return Err(reject(rules::BAD_TIME, format!("ACT_TIME {s:?} is not a number"))),
         Num::Value(f, s) => {
             strings |= s;
-            let t = f.round() as i64;
+            let t = round_i64(f);
             if !(0..=rules::MAX_ACT_TIME).contains(&t) {
                 return Err(reject(rules::BAD_TIME, format!("ACT_TIME {t} is outside 0..={}", rules::MAX_ACT_TIME)));
             }
@@ -835,16 +861,16 @@ fn from_fields(f: Fields<'_>, double_encoded: bool, csv: bool) -> Result<Breadcr
             }
         }
     };
-    let stop_event_id = opt(1).map(|f| f.round() as i64);
-    let meters = opt(4).map(|f| f.round() as i64);
+    let stop_event_id = opt(1).map(round_i64);
+    let meters = opt(4).map(round_i64);
     let longitude = opt(6);
     let latitude = opt(7);
-    let satellites = opt(8).map(|f| f.round() as i32);
+    let satellites = opt(8).map(|f| if f.fract() == 0.0 { f as i32 } else { f.round() as i32 });
     let hdop = opt(9);
     let velocity = opt(10);
     let direction = opt(11);
     let radio_quality = opt(12);
-    let schedule_deviation = opt(13).map(|f| f.round() as i64);
+    let schedule_deviation = opt(13).map(round_i64);
     // Soft rules.
     match (latitude, longitude) {
         (Some(la), Some(lo)) => {
@@ -1038,7 +1064,7 @@ mod tests {
         }
         let mut fast = 0;
         for c in &cases {
-            fast += usize::from(flat::fields(c).is_some());
+            fast += usize::from(flat::fields(c.as_bytes(), flat::Text::Ascii).is_some());
             assert_eq!(parse(c.as_bytes()), parse_general(c), "{c}");
         }
         assert!(
@@ -1179,6 +1205,19 @@ mod tests {
         assert!(r.message.contains("tombstone"), "{}", r.message);
         assert_eq!(parse_message(Some(b"")).unwrap_err().message, "message is empty");
         assert!(parse_message(Some(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":100}"#)).is_ok());
+    }
+
+    #[test]
+    fn every_known_name_is_found_and_nothing_else() {
+        for (i, k) in KNOWN.iter().enumerate() {
+            assert_eq!(known_index(k), Some(i), "{k}");
+            assert_eq!(known_index(&k.to_lowercase()), Some(i), "{k}");
+            assert_eq!(known_index(&format!("{k}X")), None, "{k}");
+            assert_eq!(known_index(&k[1..]), None, "{k}");
+        }
+        for other in ["", "ID", "ROUTE", "EVENT_NO_TRIX", "GPS_LATITUDF", "XPD_DATE"] {
+            assert_eq!(known_index(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -161,7 +161,8 @@ impl WorkBuilder {
     /// (into `ENCODINGS`) for the caller's counts.
     pub fn push(&mut self, bc: &Breadcrumb, partition: i32, offset: i64, kafka_ts: Option<i64>) -> (u8, usize) {
         let bits = bc.flags.iter().fold(0u8, |b, f| b | flag_bit(f));
-        let encoding = ENCODINGS.iter().position(|e| *e == bc.encoding).unwrap_or(0);
+        // (The parser hands out the entries themselves: comparing addresses finds them first.)
+        let encoding = ENCODINGS.iter().position(|e| std::ptr::eq(*e, bc.encoding)).or_else(|| ENCODINGS.iter().position(|e| *e == bc.encoding)).unwrap_or(0);
         self.trip.push(bc.trip_id);
         self.stop.append_option(bc.stop_event_id);
         self.vehicle.push(bc.vehicle_id);

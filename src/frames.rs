@@ -141,6 +141,55 @@ fn field<T: TryFrom<i64>>(f: Option<&[u8]>) -> Result<Option<T>, String> {
     }
 }
 
+/// A header line `offset ts klen len\n` read in one pass, with where its newline is; `None`
+/// for anything that is not plainly well formed (then [`header_careful`] says what is wrong, or
+/// reads it).
+fn header_fast(b: &[u8]) -> Option<(Header, usize)> {
+    let mut v: [Option<i64>; 4] = [None; 4];
+    let mut i = 0;
+    for (k, slot) in v.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b' ') {
+                return None;
+            }
+            i += 1;
+        }
+        let neg = b.get(i) == Some(&b'-');
+        if neg && matches!(b.get(i + 1), Some(b' ' | b'\n')) {
+            i += 1;
+            continue;
+        }
+        i += usize::from(neg);
+        let (start, mut n) = (i, 0i64);
+        while let Some(c @ b'0'..=b'9') = b.get(i) {
+            n = n.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        *slot = Some(if neg { -n } else { n });
+    }
+    if b.get(i) != Some(&b'\n') {
+        return None;
+    }
+    let len = |x: Option<i64>| x.map(usize::try_from).transpose().ok();
+    Some(((v[0]?, v[1], len(v[2])?, len(v[3])?), i))
+}
+
+/// A header line (without its newline) field by field, naming what is wrong.
+fn header_careful(line: &[u8]) -> Result<Header, String> {
+    let mut parts = line.split(|&b| b == b' ');
+    let offset = field::<i64>(parts.next())?.ok_or("offset missing")?;
+    let ts = field::<i64>(parts.next())?;
+    let klen = field::<usize>(parts.next())?;
+    let len = field::<usize>(parts.next())?;
+    if parts.next().is_some() {
+        return Err("header line has too many fields".into());
+    }
+    Ok((offset, ts, klen, len))
+}
+
 impl Iterator for Frames<'_> {
     type Item = Result<OwnedFrame, FrameError>;
 
@@ -154,18 +203,15 @@ impl Iterator for Frames<'_> {
             Some(Err(FrameError::Corrupt { at, reason }))
         };
         let rest = &self.buf[at..];
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else { return fail("header line without newline".into()) };
-        let mut parts = rest[..nl].split(|&b| b == b' ');
-        let parsed = (|| -> Result<Header, String> {
-            let offset = field::<i64>(parts.next())?.ok_or("offset missing")?;
-            let ts = field::<i64>(parts.next())?;
-            let klen = field::<usize>(parts.next())?;
-            let len = field::<usize>(parts.next())?;
-            if parts.next().is_some() {
-                return Err("header line has too many fields".into());
+        // One pass over a well-formed header; anything else goes through the careful path below,
+        // which names the problem.
+        let (nl, parsed) = match header_fast(rest) {
+            Some((h, nl)) => (nl, Ok(h)),
+            None => {
+                let Some(nl) = rest.iter().position(|&b| b == b'\n') else { return fail("header line without newline".into()) };
+                (nl, header_careful(&rest[..nl]))
             }
-            Ok((offset, ts, klen, len))
-        })();
+        };
         let (offset, timestamp, klen, len) = match parsed {
             Ok(v) => v,
             Err(e) => return fail(e),
@@ -255,5 +301,25 @@ mod tests {
         for bad in [&b"not a header\nxx"[..], b"1 2 3\n", b"1 2 3 4 5\nx", b"1 - - 99999999999999999999\n"] {
             assert!(decode(bad, 0).collect::<Result<Vec<_>, _>>().is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn the_one_pass_header_reads_what_the_careful_one_reads() {
+        let lines = [
+            "41 1670832000000 4 312", "0 - - -", "7 -5 0 0", "-3 1 2 3", "9223372036854775807 1 2 3", "9223372036854775808 1 2 3", "1 2 -4 5", "- 1 2 3",
+            "1 2 3", "1 2 3 4 5", "1  2 3 4", "1 2 3 4 ", " 1 2 3 4", "+1 2 3 4", "1 2 3 x", "1 2 3 4x", "1 -- 3 4", "007 08 0 1", "",
+        ];
+        for l in lines {
+            let careful = header_careful(l.as_bytes()).ok();
+            let fast = header_fast(format!("{l}\nrest").as_bytes());
+            assert_eq!(fast.map(|(h, _)| h), fast.and(careful), "{l:?}: the fast path may decline, never differ");
+            if let Some((_, nl)) = fast {
+                assert_eq!(nl, l.len(), "{l:?}");
+            }
+        }
+        // It takes what etl writes.
+        let mut buf = Vec::new();
+        encode(&mut buf, &Frame { partition: 0, offset: 12, timestamp: Some(1_700_000_000_000), key: None, payload: Some(b"{}") });
+        assert_eq!(header_fast(&buf).map(|(h, _)| h), Some((12, Some(1_700_000_000_000), None, Some(2))));
     }
 }

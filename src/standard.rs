@@ -84,7 +84,7 @@ pub struct StandardConfig {
 impl StandardConfig {
     /// Defaults for everything but the key.
     pub fn new(private_key: Arc<RsaPrivateKey>) -> Self {
-        Self { private_key, topic: None, max_objects: None, zstd_level: 3, row_group_rows: 128 * 1024, file_rows: 8 * 1024 * 1024, chunk_rows: 500_000 }
+        Self { private_key, topic: None, max_objects: None, zstd_level: 3, row_group_rows: 128 * 1024, file_rows: 8 * 1024 * 1024, chunk_rows: 350_000 }
     }
 }
 
@@ -521,7 +521,6 @@ fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate,
     let mut out = Vec::new();
     for (date, batches) in by_date {
         let what = format!("spilling to {}", dir.display());
-        std::fs::create_dir_all(dir).map_err(|e| pq_err(&what, e))?;
         let path = dir.join(format!("{date}-{chunk:06}.arrows"));
         let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(|e| pq_err(&what, e))?);
         let order = columnar::sort_order(&batches);
@@ -542,16 +541,26 @@ fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate,
     Ok(out)
 }
 
-/// Spills `by_date` off the runtime and records the files per date.
-async fn spill(dir: &SpillDir, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>, spilled: &mut BTreeMap<NaiveDate, Vec<std::path::PathBuf>>) -> Result<(), StandardError> {
+/// A spill running off the runtime: the files it wrote, per date.
+type Spilling = tokio::task::JoinHandle<Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError>>;
+
+/// Starts spilling `by_date` off the runtime; parsing goes on meanwhile (see [`spill_done`]).
+/// The directory is made here, not by the task: if the run fails meanwhile and removes it, the
+/// task's writes fail instead of leaving files behind.
+fn spill_start(dir: &SpillDir, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>) -> Result<Spilling, StandardError> {
     let dir = dir.0.clone();
-    let spilled_now = tokio::task::spawn_blocking(move || {
+    std::fs::create_dir_all(&dir).map_err(|e| pq_err(&format!("spilling to {}", dir.display()), e))?;
+    Ok(tokio::task::spawn_blocking(move || {
         let r = spill_local(&dir, chunk, by_date);
         // The chunk's columns are freed now; hand the pages back (see `release_free_memory`).
         crate::release_free_memory();
         r
-    });
-    for (d, p) in spilled_now.await.map_err(|e| pq_err("spill", e))?? {
+    }))
+}
+
+/// Waits for a spill started by [`spill_start`] and records its files per date.
+async fn spill_done(s: Spilling, spilled: &mut BTreeMap<NaiveDate, Vec<std::path::PathBuf>>) -> Result<(), StandardError> {
+    for (d, p) in s.await.map_err(|e| pq_err("spill", e))?? {
         spilled.entry(d).or_default().push(p);
     }
     Ok(())
@@ -685,6 +694,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     let mut spilled: BTreeMap<NaiveDate, Vec<std::path::PathBuf>> = BTreeMap::new();
     let mut chunk_rows = 0usize;
     let mut chunk_no = 0usize;
+    let mut spilling: Option<Spilling> = None;
     let mut rejects: Vec<RejectRow> = Vec::new();
     let mut consumed_now: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new(); // records, rows, rejects
     let mut stream = futures::stream::iter(pending.iter().map(|k| {
@@ -727,7 +737,11 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 }
                 rejects.extend(conv.rejects);
                 if chunk_rows >= cfg.chunk_rows.max(1) {
-                    spill(&spill_dir, chunk_no, std::mem::take(&mut by_date), &mut spilled).await?;
+                    // One spill at a time: the chunk before this one must be on disk first.
+                    if let Some(s) = spilling.take() {
+                        spill_done(s, &mut spilled).await?;
+                    }
+                    spilling = Some(spill_start(&spill_dir, chunk_no, std::mem::take(&mut by_date))?);
                     chunk_rows = 0;
                     chunk_no += 1;
                 }
@@ -742,6 +756,9 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         }
     }
     drop(stream);
+    if let Some(s) = spilling.take() {
+        spill_done(s, &mut spilled).await?;
+    }
     crate::envelope::release_buffers();
     tracing::debug!(objects = report.raw_objects, spills = chunk_no, elapsed_s = started.elapsed().as_secs_f64(), "raw objects parsed");
     report.records_in = consumed_now.values().map(|c| c.0).sum();
