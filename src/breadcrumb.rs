@@ -111,8 +111,9 @@ pub struct Breadcrumb {
 
 /// Every value of the `encoding` column: "json" or "csv" plus the notes that apply, in this order.
 /// Index bits: 1 = 14_field, 2 = double_encoded, 4 = string_numbers, 8 = extra_fields, 16 = csv
-/// (a CSV line: every value is text, so `string_numbers` is not noted).
-pub const ENCODINGS: [&str; 32] = [
+/// (a CSV line: every value is text, so `string_numbers` is not noted), 32 = compressed (the
+/// payload was gzip or zlib data holding the record).
+pub const ENCODINGS: [&str; 64] = [
     "json",
     "json+14_field",
     "json+double_encoded",
@@ -145,7 +146,42 @@ pub const ENCODINGS: [&str; 32] = [
     "csv+14_field+string_numbers+extra_fields",
     "csv+double_encoded+string_numbers+extra_fields",
     "csv+14_field+double_encoded+string_numbers+extra_fields",
+    "json+compressed",
+    "json+14_field+compressed",
+    "json+double_encoded+compressed",
+    "json+14_field+double_encoded+compressed",
+    "json+string_numbers+compressed",
+    "json+14_field+string_numbers+compressed",
+    "json+double_encoded+string_numbers+compressed",
+    "json+14_field+double_encoded+string_numbers+compressed",
+    "json+extra_fields+compressed",
+    "json+14_field+extra_fields+compressed",
+    "json+double_encoded+extra_fields+compressed",
+    "json+14_field+double_encoded+extra_fields+compressed",
+    "json+string_numbers+extra_fields+compressed",
+    "json+14_field+string_numbers+extra_fields+compressed",
+    "json+double_encoded+string_numbers+extra_fields+compressed",
+    "json+14_field+double_encoded+string_numbers+extra_fields+compressed",
+    "csv+compressed",
+    "csv+14_field+compressed",
+    "csv+double_encoded+compressed",
+    "csv+14_field+double_encoded+compressed",
+    "csv+string_numbers+compressed",
+    "csv+14_field+string_numbers+compressed",
+    "csv+double_encoded+string_numbers+compressed",
+    "csv+14_field+double_encoded+string_numbers+compressed",
+    "csv+extra_fields+compressed",
+    "csv+14_field+extra_fields+compressed",
+    "csv+double_encoded+extra_fields+compressed",
+    "csv+14_field+double_encoded+extra_fields+compressed",
+    "csv+string_numbers+extra_fields+compressed",
+    "csv+14_field+string_numbers+extra_fields+compressed",
+    "csv+double_encoded+string_numbers+extra_fields+compressed",
+    "csv+14_field+double_encoded+string_numbers+extra_fields+compressed",
 ];
+
+/// Bit of [`ENCODINGS`] noting a compressed payload.
+const COMPRESSED: usize = 32;
 
 /// The static `encoding` value equal to `s` (for rows read back from Parquet).
 pub fn encoding_of(s: &str) -> &'static str {
@@ -528,6 +564,74 @@ pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
     // pass (it declines any byte outside ASCII, and ASCII text is UTF-8).
     if let Some(f) = flat::fields(payload, flat::Text::Ascii) {
         return from_fields(&f, false, false);
+    }
+    match inflate_payload(payload) {
+        Inflated::No => parse_text(payload, true),
+        Inflated::Yes(text) => parse_text(&text, false).map(|mut bc| {
+            let i = ENCODINGS.iter().position(|e| *e == bc.encoding).unwrap_or(0);
+            bc.encoding = ENCODINGS[i | COMPRESSED];
+            bc
+        }),
+        Inflated::Broken(why) => Err(reject(rules::INVALID_JSON, why)),
+    }
+}
+
+/// What [`inflate_payload`] made of a payload.
+enum Inflated {
+    /// Not compressed (or not recognisably): read it as it is.
+    No,
+    /// gzip or zlib data, inflated.
+    Yes(Vec<u8>),
+    /// gzip's magic bytes, but the data does not inflate.
+    Broken(String),
+}
+
+/// Largest record a compressed payload may inflate to (a breadcrumb is a few hundred bytes).
+const MAX_INFLATED: u64 = 1 << 20;
+
+/// Producers that compress each message themselves send gzip (magic `1f 8b`) or zlib (a
+/// two-byte header whose big-endian value is a multiple of 31, method 8). A text payload can
+/// start like a zlib header (a CSV line starting with "80" does), so zlib counts only if the
+/// whole payload inflates; gzip's magic is not text, so gzip that does not inflate is rejected
+/// naming the cause.
+fn inflate_payload(payload: &[u8]) -> Inflated {
+    use std::io::Read;
+    let inflate = |r: &mut dyn Read| -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        r.take(MAX_INFLATED + 1).read_to_end(&mut out).map_err(|e| e.to_string())?;
+        if out.len() as u64 > MAX_INFLATED {
+            return Err(format!("inflates to more than {MAX_INFLATED} bytes"));
+        }
+        Ok(out)
+    };
+    match payload {
+        [0x1f, 0x8b, ..] => match inflate(&mut flate2::read::MultiGzDecoder::new(payload)) {
+            Ok(text) => Inflated::Yes(text),
+            Err(e) => Inflated::Broken(format!("gzip payload that does not inflate: {e}")),
+        },
+        [a, b, ..] if a & 0x0f == 8 && a >> 4 <= 7 && (u16::from(*a) << 8 | u16::from(*b)) % 31 == 0 => {
+            let mut d = flate2::read::ZlibDecoder::new(payload);
+            match inflate(&mut d) {
+                Ok(text) if d.total_in() == payload.len() as u64 => Inflated::Yes(text),
+                _ => Inflated::No,
+            }
+        }
+        _ => Inflated::No,
+    }
+}
+
+/// [`parse`] for a payload that is (or should be) text; `fast_tried`: the fast path already
+/// declined these bytes.
+fn parse_text(payload: &[u8], fast_tried: bool) -> Result<Breadcrumb, Reject> {
+    // A UTF-8 byte-order mark (some Windows tools write one) is not part of the record.
+    let (payload, fast_tried) = match payload.strip_prefix(b"\xef\xbb\xbf") {
+        Some(rest) => (rest, false),
+        None => (payload, fast_tried),
+    };
+    if !fast_tried {
+        if let Some(f) = flat::fields(payload, flat::Text::Ascii) {
+            return from_fields(&f, false, false);
+        }
     }
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(reject(rules::EMPTY, "message is empty"));
@@ -1205,6 +1309,49 @@ mod tests {
         assert!(r.message.contains("tombstone"), "{}", r.message);
         assert_eq!(parse_message(Some(b"")).unwrap_err().message, "message is empty");
         assert!(parse_message(Some(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":100}"#)).is_ok());
+    }
+
+    #[test]
+    fn compressed_payloads_and_a_byte_order_mark_read_like_plain_text() {
+        use std::io::Write;
+        let json = br#"{"EVENT_NO_TRIP":218393116,"EVENT_NO_STOP":218393162,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":2901,"METERS":38670,"ACT_TIME":33160,"GPS_LONGITUDE":-122.867367,"GPS_LATITUDE":45.527212,"GPS_SATELLITES":12.0,"GPS_HDOP":0.8}"#;
+        let csv = b"80193116,218393162,12DEC2022:00:00:00,2901,38670,33160,-122.867367,45.527212,12,0.8\r\n";
+        let gzip = |b: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(b).unwrap();
+            e.finish().unwrap()
+        };
+        let zlib = |b: &[u8]| {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(b).unwrap();
+            e.finish().unwrap()
+        };
+        let plain = parse(json).unwrap();
+        let plain_csv = parse(csv).unwrap();
+        // A CSV line starting "80" looks like a zlib header to the first two bytes; it is still text.
+        assert_eq!((plain_csv.encoding, plain_csv.trip_id), ("csv", 80193116));
+        for (payload, want, encoding) in [
+            (gzip(json), &plain, "json+compressed"),
+            (zlib(json), &plain, "json+compressed"),
+            (gzip(csv), &plain_csv, "csv+compressed"),
+            (zlib(&[b"\xef\xbb\xbf", &json[..]].concat()), &plain, "json+compressed"),
+            ([b"\xef\xbb\xbf", &json[..]].concat(), &plain, "json"),
+            ([b"\xef\xbb\xbf", &csv[..]].concat(), &plain_csv, "csv"),
+        ] {
+            let got = parse(&payload).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(got.encoding, encoding);
+            assert_eq!(Breadcrumb { encoding: "", ..got }, Breadcrumb { encoding: "", ..want.clone() });
+        }
+        // Broken gzip is named as such; compressed garbage is judged as what it inflates to.
+        let mut cut = gzip(json);
+        cut.truncate(cut.len() / 2);
+        let e = parse(&cut).unwrap_err();
+        assert!(e.rule == rules::INVALID_JSON && e.message.contains("gzip"), "{e:?}");
+        assert_eq!(parse(&gzip(b"hello")).unwrap_err().rule, rules::INVALID_JSON);
+        assert_eq!(parse(&zlib(br#"{"a":1}"#)).unwrap_err().rule, rules::NOT_A_BREADCRUMB);
+        // A bomb stops at the limit.
+        let e = parse(&gzip(&vec![b' '; (MAX_INFLATED + 10) as usize])).unwrap_err();
+        assert!(e.message.contains("more than"), "{e:?}");
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub struct StandardArgs {
     #[arg(long)]
     pub row_group_rows: Option<usize>,
     /// New rows held in memory before they are spilled to local scratch files (Arrow IPC under
-    /// $ETL_SPILL_DIR, default the system temp dir; default 350000 rows ≈ 50 MB; bounds memory).
+    /// $ETL_SPILL_DIR, default the system temp dir; default 250000 rows ≈ 35 MB; bounds memory).
     #[arg(long)]
     pub chunk_rows: Option<usize>,
     /// Output format of the run report.

@@ -84,7 +84,7 @@ pub struct StandardConfig {
 impl StandardConfig {
     /// Defaults for everything but the key.
     pub fn new(private_key: Arc<RsaPrivateKey>) -> Self {
-        Self { private_key, topic: None, max_objects: None, zstd_level: 3, row_group_rows: 128 * 1024, file_rows: 8 * 1024 * 1024, chunk_rows: 350_000 }
+        Self { private_key, topic: None, max_objects: None, zstd_level: 3, row_group_rows: 128 * 1024, file_rows: 8 * 1024 * 1024, chunk_rows: 250_000 }
     }
 }
 
@@ -428,7 +428,6 @@ pub fn read_parquet(bytes: Bytes, what: &str) -> Result<Vec<RecordBatch>, Standa
 }
 
 /// One raw object parsed: a work batch per service date, its rejects, and counts for the report.
-#[derive(Default)]
 pub struct Converted {
     /// New rows by service date (work schema, see `columnar`).
     pub by_date: BTreeMap<NaiveDate, RecordBatch>,
@@ -440,6 +439,12 @@ pub struct Converted {
     pub encodings: [u64; breadcrumb::ENCODINGS.len()],
     /// Rows (not rejects).
     pub rows: usize,
+}
+
+impl Default for Converted {
+    fn default() -> Self {
+        Self { by_date: BTreeMap::new(), rejects: Vec::new(), flags: [0; 6], encodings: [0; breadcrumb::ENCODINGS.len()], rows: 0 }
+    }
 }
 
 /// Converts one opened raw object into columnar rows (per service date) and rejects.

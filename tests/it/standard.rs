@@ -232,7 +232,17 @@ fn variety() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
         ("csv_line", b("259173279,259173350,15FEB2023:00:00:00,4223,194493,71279,-122.679572,45.517122,8,1.6\r\n"), None),
         ("csv_14", b(r#"152542633,152542642,"14-SEP-20",3017,1080,21041,7,185,,-122.577065,45.548583,11,0.7,-105"#), None),
         ("csv_header", b("EVENT_NO_TRIP,EVENT_NO_STOP,OPD_DATE,VEHICLE_ID,METERS,ACT_TIME,GPS_LONGITUDE,GPS_LATITUDE,GPS_SATELLITES,GPS_HDOP"), Some("not_a_breadcrumb")),
+        ("gzip", gzip(br#"{"EVENT_NO_TRIP":6,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":81,"ACT_TIME":200,"GPS_LONGITUDE":-122.6,"GPS_LATITUDE":45.5}"#), None),
+        ("bom", b("\u{feff}{\"EVENT_NO_TRIP\":7,\"OPD_DATE\":\"12DEC2022:00:00:00\",\"VEHICLE_ID\":82,\"ACT_TIME\":300}"), None),
+        ("gzip_cut", gzip(b"{}")[..12].to_vec(), Some("invalid_json")),
     ]
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
 }
 
 fn produce_payloads(topic: &str, payloads: &[Vec<u8>]) {
@@ -281,6 +291,7 @@ async fn every_encoding_and_every_kind_of_garbage() {
     assert!(by(8).flags.contains(&"outside_service_area") && by(8).flags.contains(&"hdop_high"));
     assert_eq!((by(18).encoding, by(18).vehicle_id, by(18).act_time), ("csv", 4223, 71279));
     assert_eq!((by(19).encoding, by(19).schedule_deviation), ("csv+14_field", Some(-105)));
+    assert_eq!((by(21).encoding, by(21).vehicle_id, by(22).encoding, by(22).vehicle_id), ("json+compressed", 81, "json", 82));
     // The timestamps, as another engine sees them.
     let dst = py_json(
         "import duckdb, sys, json\n\
