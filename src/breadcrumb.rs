@@ -214,19 +214,11 @@ fn decimal(s: &str) -> Option<f64> {
     let neg = b.first() == Some(&b'-');
     let mut i = usize::from(neg);
     let mut mantissa = 0u64;
-    while let Some(c @ b'0'..=b'9') = b.get(i) {
-        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-        i += 1;
-    }
-    let int_digits = i - usize::from(neg);
+    let int_digits = take_digits(b, &mut i, &mut mantissa);
     let mut scale = 0usize;
     if b.get(i) == Some(&b'.') {
         i += 1;
-        while let Some(c @ b'0'..=b'9') = b.get(i) {
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-            i += 1;
-            scale += 1;
-        }
+        scale = take_digits(b, &mut i, &mut mantissa);
         if scale == 0 {
             return None;
         }
@@ -237,6 +229,19 @@ fn decimal(s: &str) -> Option<f64> {
     }
     let v = mantissa as f64 / POW10[scale];
     Some(if neg { -v } else { v })
+}
+
+/// Reads the ASCII digits at `b[*i..]` into `mantissa` (times ten plus each digit, wrapping past
+/// 19 digits: callers bound the count before using it), moves `*i` past them, and returns how
+/// many there were. Shared by [`decimal`] and the fast path's numbers.
+#[inline]
+fn take_digits(b: &[u8], i: &mut usize, mantissa: &mut u64) -> usize {
+    let start = *i;
+    while let Some(c @ b'0'..=b'9') = b.get(*i) {
+        *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        *i += 1;
+    }
+    *i - start
 }
 
 /// Powers of ten exact in f64, for [`decimal`] and the fast path's numbers.
@@ -697,7 +702,7 @@ fn parse_general(text: &str) -> Result<Breadcrumb, Reject> {
 /// `-0`) is declined with `None`, and [`parse_general`] decides, errors included; both paths
 /// give the same `Fields` (a test checks them against each other).
 mod flat {
-    use super::{known_index, Fields, Scalar, POW10};
+    use super::{known_index, take_digits, Fields, Scalar, POW10};
     use std::borrow::Cow;
 
     /// What the bytes are known to be.
@@ -753,30 +758,20 @@ mod flat {
     fn number(b: &[u8], start: usize) -> Option<(Scalar<'_>, usize)> {
         let neg = b[start] == b'-';
         let mut j = start + usize::from(neg);
-        let (mut mantissa, mut digits) = (0u64, 0usize);
-        match b.get(j)? {
+        let mut mantissa = 0u64;
+        let mut digits = match b.get(j)? {
             b'0' => {
                 j += 1;
-                digits = 1;
+                1
             }
-            b'1'..=b'9' => {
-                while let Some(c @ b'0'..=b'9') = b.get(j) {
-                    mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-                    digits += 1;
-                    j += 1;
-                }
-            }
+            b'1'..=b'9' => take_digits(b, &mut j, &mut mantissa),
             _ => return None,
-        }
+        };
         let mut scale = 0usize;
         if b.get(j) == Some(&b'.') {
             j += 1;
-            while let Some(c @ b'0'..=b'9') = b.get(j) {
-                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-                digits += 1;
-                scale += 1;
-                j += 1;
-            }
+            scale = take_digits(b, &mut j, &mut mantissa);
+            digits += scale;
             if scale == 0 {
                 return None;
             }
