@@ -41,7 +41,7 @@ use crate::breadcrumb::{self, rules, Breadcrumb};
 use crate::columnar::{self, WorkBuilder};
 use crate::lake::{Lake, LakeError};
 use crate::table::{DataFile, Layer, Manifest, TableError};
-use crate::verify::{fetch_object, list_objects, ReadError};
+use crate::verify::{list_objects, open_plaintext, ReadError};
 
 /// Errors of a standard run.
 #[derive(Debug, thiserror::Error)]
@@ -447,16 +447,29 @@ impl Default for Converted {
     }
 }
 
-/// Converts one opened raw object into columnar rows (per service date) and rejects.
-pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> Result<Converted, StandardError> {
+/// Why a raw object was not converted.
+pub enum ConvertError {
+    /// The object is unreadable (frames or offsets wrong): it is reported and left unconsumed.
+    Object(ReadError),
+    /// Building its columns failed: the run stops.
+    Standard(StandardError),
+}
+
+/// Converts one opened raw object into columnar rows (per service date) and rejects, decoding
+/// and checking its frames as it goes.
+pub fn convert_object(o: &crate::verify::OpenedPlaintext, topic: &Arc<str>) -> Result<Converted, ConvertError> {
     let raw_key: Arc<str> = Arc::from(o.key.as_str());
     let mut out = Converted::default();
     let mut builders: BTreeMap<NaiveDate, WorkBuilder> = BTreeMap::new();
-    for f in &o.frames {
+    // Room for about as many rows as frames could fit (breadcrumbs take 150-300 bytes a frame);
+    // space reserved and never written costs no memory.
+    let room = o.plaintext.len() / 96 + 16;
+    for f in o.frames() {
+        let f = f.map_err(ConvertError::Object)?;
         let payload = f.payload_in(&o.plaintext);
         match breadcrumb::parse_message(payload) {
             Ok(bc) => {
-                let (bits, encoding) = builders.entry(bc.service_date).or_insert_with(|| WorkBuilder::with_capacity(o.frames.len())).push(&bc, f.partition, f.offset, f.timestamp);
+                let (bits, encoding) = builders.entry(bc.service_date).or_insert_with(|| WorkBuilder::spare_or_new(room)).push(&bc, f.partition, f.offset, f.timestamp);
                 for (i, n) in out.flags.iter_mut().enumerate() {
                     *n += u64::from(bits >> i & 1);
                 }
@@ -477,7 +490,7 @@ pub fn convert_object(o: &crate::verify::OpenedObject, topic: &Arc<str>) -> Resu
         }
     }
     for (d, b) in builders {
-        out.by_date.insert(d, b.finish(topic, &raw_key)?);
+        out.by_date.insert(d, b.finish(topic, &raw_key).map_err(ConvertError::Standard)?);
     }
     Ok(out)
 }
@@ -535,12 +548,15 @@ fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate,
         let keep: Vec<usize> = (0..schema.fields().len())
             .filter(|&i| !schema.field(i).is_nullable() || batches.iter().any(|b| b.column(i).null_count() < b.num_rows()))
             .collect();
-        let batches = batches.iter().map(|b| b.project(&keep)).collect::<Result<Vec<_>, _>>().map_err(|e| pq_err(&what, e))?;
+        let kept = batches.iter().map(|b| b.project(&keep)).collect::<Result<Vec<_>, _>>().map_err(|e| pq_err(&what, e))?;
         let mut w = arrow::ipc::writer::StreamWriter::try_new(file, &schema.project(&keep).map_err(|e| pq_err(&what, e))?).map_err(|e| pq_err(&what, e))?;
         for slice in order.chunks(SPILL_BATCH_ROWS) {
-            w.write(&columnar::take_work(&batches, slice)?).map_err(|e| pq_err(&what, e))?;
+            w.write(&columnar::take_work(&kept, slice)?).map_err(|e| pq_err(&what, e))?;
         }
         w.finish().map_err(|e| pq_err(&what, e))?;
+        drop(kept);
+        // The chunk's column buffers go to the next objects' builders.
+        columnar::recycle(batches);
         out.push((date, path));
     }
     Ok(out)
@@ -705,24 +721,26 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     let mut stream = futures::stream::iter(pending.iter().map(|k| {
         let pk = cfg.private_key.clone();
         async move {
-            let o = fetch_object(lake, k, pk).await;
-            let k2 = k.clone();
-            match o {
-                Ok(o) => {
-                    let bytes = o.sealed_bytes;
-                    let topic: Arc<str> = Arc::from(k.strip_prefix("raw/").and_then(|r| r.split('/').next()).unwrap_or(""));
-                    let conv = tokio::task::spawn_blocking(move || convert_object(&o, &topic)).await.map_err(|e| pq_err("parser", e));
-                    (k2, Ok((conv, bytes)))
-                }
-                Err(e) => (k2, Err(e)),
-            }
+            let sealed = match lake.get(k).await {
+                Ok(b) => b,
+                Err(e) => return (k.clone(), Err(ConvertError::Object(e.into()))),
+            };
+            let bytes = sealed.len() as u64;
+            let (k2, topic): (String, Arc<str>) = (k.clone(), Arc::from(k.strip_prefix("raw/").and_then(|r| r.split('/').next()).unwrap_or("")));
+            let conv = tokio::task::spawn_blocking(move || {
+                let o = open_plaintext(&k2, &sealed, &pk).map_err(ConvertError::Object)?;
+                drop(sealed);
+                convert_object(&o, &topic)
+            })
+            .await
+            .unwrap_or_else(|e| Err(ConvertError::Standard(pq_err("parser", e))));
+            (k.clone(), conv.map(|c| (c, bytes)))
         }
     }))
     .buffered(crate::parallelism() + 1);
     while let Some((key, r)) = stream.next().await {
         match r {
             Ok((conv, bytes)) => {
-                let conv = conv??;
                 report.raw_objects += 1;
                 report.bytes_in += bytes;
                 consumed_now.insert(key, ((conv.rows + conv.rejects.len()) as u64, conv.rows as u64, conv.rejects.len() as u64));
@@ -751,7 +769,8 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                     chunk_no += 1;
                 }
             }
-            Err(e) => {
+            Err(ConvertError::Standard(e)) => return Err(e),
+            Err(ConvertError::Object(e)) => {
                 report.raw_objects_failed += 1;
                 report.errors.push(match e {
                     ReadError::Envelope { .. } | ReadError::Content { .. } => e.to_string(),
@@ -765,6 +784,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         spill_done(s, &mut spilled).await?;
     }
     crate::envelope::release_buffers();
+    columnar::release_spare();
     tracing::debug!(objects = report.raw_objects, spills = chunk_no, elapsed_s = started.elapsed().as_secs_f64(), "raw objects parsed");
     report.records_in = consumed_now.values().map(|c| c.0).sum();
     if consumed_now.is_empty() {

@@ -60,30 +60,100 @@ pub struct OpenedObject {
 
 /// Decrypts and decodes one object's bytes, checking its frames against the offsets in its key.
 pub fn open_object(key: &str, sealed: &[u8], private_key: &RsaPrivateKey) -> Result<OpenedObject, ReadError> {
+    let o = open_plaintext(key, sealed, private_key)?;
+    let frames = o.frames().collect::<Result<Vec<_>, _>>()?;
+    Ok(OpenedObject { key: o.key, sealed_bytes: o.sealed_bytes, plaintext: o.plaintext, frames })
+}
+
+/// A decrypted raw object whose frames are decoded as they are read ([`OpenedPlaintext::frames`]):
+/// no list of frames is built, and each payload is read while its header is still in cache.
+pub struct OpenedPlaintext {
+    /// Object key.
+    pub key: String,
+    /// The plaintext (frames).
+    pub plaintext: envelope::Plaintext,
+    /// Size of the sealed object.
+    pub sealed_bytes: u64,
+    /// Partition and first and last offsets the key names, when it is a data object's key.
+    range: Option<(i32, i64, i64)>,
+}
+
+/// Decrypts one object's bytes and checks its content tag; the frames are checked as they are
+/// read.
+pub fn open_plaintext(key: &str, sealed: &[u8], private_key: &RsaPrivateKey) -> Result<OpenedPlaintext, ReadError> {
     let plaintext = envelope::open(sealed, private_key).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
-    let content = |reason: String| ReadError::Content { key: key.into(), reason };
     let (header, _) = envelope::read_header(sealed).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
     if !frames::READS.contains(&header.content.as_str()) {
-        return Err(content(format!("unsupported content {:?} (this etl reads {})", header.content, frames::READS.join(", "))));
+        return Err(ReadError::Content {
+            key: key.into(),
+            reason: format!("unsupported content {:?} (this etl reads {})", header.content, frames::READS.join(", ")),
+        });
     }
-    let partition = raw_keys::parse_object(key).map_or(0, |(_, p, _, _)| p);
-    let frames: Vec<frames::OwnedFrame> = frames::decode(&plaintext, partition).collect::<Result<_, _>>().map_err(|e| content(e.to_string()))?;
-    if let Some((_, p, from, to)) = raw_keys::parse_object(key) {
-        let mut prev = from - 1;
-        for f in &frames {
-            if f.partition != p {
-                return Err(content(format!("frame at offset {} says partition {}, key says {p}", f.offset, f.partition)));
-            }
-            if f.offset <= prev || f.offset > to {
-                return Err(content(format!("offset {} out of order or outside {from}..={to}", f.offset)));
-            }
-            prev = f.offset;
-        }
-        if prev != to {
-            return Err(content(format!("object ends at offset {prev}, key says {to}")));
+    let range = raw_keys::parse_object(key).map(|(_, p, from, to)| (p, from, to));
+    Ok(OpenedPlaintext { key: key.into(), plaintext, sealed_bytes: sealed.len() as u64, range })
+}
+
+impl OpenedPlaintext {
+    /// The frames in order, each checked against the object key: the key's partition, offsets
+    /// increasing within its range, and (once the frames end) the last offset the key's last.
+    /// The first problem is the last item.
+    pub fn frames(&self) -> CheckedFrames<'_> {
+        CheckedFrames {
+            inner: frames::decode(&self.plaintext, self.range.map_or(0, |r| r.0)),
+            key: &self.key,
+            range: self.range,
+            prev: self.range.map_or(0, |r| r.1 - 1),
+            done: false,
         }
     }
-    Ok(OpenedObject { key: key.into(), sealed_bytes: sealed.len() as u64, plaintext, frames })
+}
+
+/// Frames of an [`OpenedPlaintext`], checked against its key.
+pub struct CheckedFrames<'a> {
+    inner: frames::Frames<'a>,
+    key: &'a str,
+    range: Option<(i32, i64, i64)>,
+    prev: i64,
+    done: bool,
+}
+
+impl CheckedFrames<'_> {
+    fn fail(&mut self, reason: String) -> Option<Result<frames::OwnedFrame, ReadError>> {
+        self.done = true;
+        Some(Err(ReadError::Content { key: self.key.into(), reason }))
+    }
+}
+
+impl Iterator for CheckedFrames<'_> {
+    type Item = Result<frames::OwnedFrame, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match (self.inner.next(), self.range) {
+            (Some(Err(e)), _) => self.fail(e.to_string()),
+            (Some(Ok(f)), None) => Some(Ok(f)),
+            (Some(Ok(f)), Some((p, from, to))) => {
+                if f.partition != p {
+                    return self.fail(format!("frame at offset {} says partition {}, key says {p}", f.offset, f.partition));
+                }
+                if f.offset <= self.prev || f.offset > to {
+                    return self.fail(format!("offset {} out of order or outside {from}..={to}", f.offset));
+                }
+                self.prev = f.offset;
+                Some(Ok(f))
+            }
+            (None, Some((_, _, to))) if self.prev != to => {
+                let prev = self.prev;
+                self.fail(format!("object ends at offset {prev}, key says {to}"))
+            }
+            (None, _) => {
+                self.done = true;
+                None
+            }
+        }
+    }
 }
 
 /// Fetches and opens one object (decryption off the async runtime).
@@ -431,5 +501,34 @@ mod tests {
         let Err(e) = open_object(key, &sealed("etl-frames/9", &[f(10, Some(b"{}")), f(11, None)]), &private) else { panic!("etl-frames/9 opened") };
         let e = e.to_string();
         assert!(e.contains(key) && e.contains("etl-frames/9") && e.contains("etl-frames/3"), "{e}");
+    }
+
+    #[test]
+    fn frames_are_checked_against_the_offsets_their_key_names() {
+        let (private, public) = test_keypair();
+        let key = "raw/t/partition=3/00000000000000000010-00000000000000000012.frames.zz.enc";
+        let f = |offset| Frame { partition: 3, offset, timestamp: None, key: None, payload: Some(&b"{}"[..]) };
+        let open = |frames: &[Frame<'_>]| open_object(key, &sealed(frames::CONTENT, frames), &private).map(|o| o.frames.len()).map_err(|e| e.to_string());
+        assert_eq!(open(&[f(10), f(11), f(12)]), Ok(3));
+        for (frames, says) in [
+            (vec![f(10), f(12), f(11)], "offset 11 out of order or outside 10..=12"),
+            (vec![f(10), f(11), f(13)], "offset 13 out of order or outside 10..=12"),
+            (vec![f(9), f(10), f(11), f(12)], "offset 9 out of order or outside 10..=12"),
+            (vec![f(10), f(11)], "object ends at offset 11, key says 12"),
+            (vec![], "object ends at offset 9, key says 12"),
+        ] {
+            let e = open(&frames).unwrap_err();
+            assert!(e.starts_with(key) && e.ends_with(says), "{e}");
+        }
+        // Read as they come: the frames before the problem, then the problem, then nothing.
+        let o = open_plaintext(key, &sealed(frames::CONTENT, &[f(10), f(12), f(11), f(12)]), &private).unwrap();
+        let items: Vec<_> = o.frames().map(|r| r.map(|f| f.offset).map_err(|e| e.to_string())).collect();
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert_eq!((&items[0], &items[1]), (&Ok(10), &Ok(12)));
+        assert!(items[2].as_ref().is_err_and(|e| e.ends_with("offset 11 out of order or outside 10..=12")));
+        // A frame cut short is named by its place in the plaintext.
+        let cut = envelope::seal_bytes(b"10 - - 2\n{}\n11 - - 9\n{}\n", &public, 5, frames::CONTENT).unwrap().bytes;
+        let e = open_object(key, &cut, &private).err().unwrap().to_string();
+        assert!(e.contains("corrupt frame at plaintext byte 12") && e.contains("payload of 9 bytes overrun"), "{e}");
     }
 }

@@ -123,6 +123,40 @@ async fn samples_balance_per_partition_and_rerun_converts_nothing_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_object_whose_frames_miss_an_offset_is_reported_by_key_and_left_for_the_rerun() {
+    let (_d, lake, _topic, sent) = samples_lake("std-badobj").await;
+    let (pubk, privk) = keys();
+    let (public, private) = (etl::keys::load_public(&pubk).unwrap(), etl::keys::load_private(&privk).unwrap());
+    // One data object re-sealed without its last frame: it authenticates, but its key says more.
+    let key = lake_files(Path::new(&lake)).into_iter().find(|k| k.ends_with(".frames.zz.enc")).expect("a raw data object");
+    let path = Path::new(&lake).join(&key);
+    let original = std::fs::read(&path).unwrap();
+    let o = etl::verify::open_object(&key, &original, &private).unwrap();
+    let mut plain = Vec::new();
+    for f in &o.frames[..o.frames.len() - 1] {
+        let frame = etl::frames::Frame { partition: f.partition, offset: f.offset, timestamp: f.timestamp, key: f.key.clone().map(|r| &o.plaintext[r]), payload: f.payload_in(&o.plaintext) };
+        etl::frames::encode(&mut plain, &frame);
+    }
+    std::fs::write(&path, etl::envelope::seal_bytes(&plain, &public, 5, etl::frames::CONTENT).unwrap().bytes).unwrap();
+    let (last, held) = (o.frames.last().unwrap().offset, o.frames.len() as u64);
+
+    let out = etl(&["standard", "--lake", &lake, "--private-key", privk.to_str().unwrap(), "--format", "json"]);
+    assert!(!out.status.success(), "a run with an unreadable object must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&key) && stderr.contains(&format!("object ends at offset {}, key says {last}", last - 1)), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["raw_objects_failed"].as_u64(), Some(1), "{r}");
+    assert_eq!(r["records_in"].as_u64(), Some(sent - held), "every other object is converted: {r}");
+
+    // Put the object right: the rerun converts it, and only it.
+    std::fs::write(&path, &original).unwrap();
+    let again = std_ok(&lake, &privk, &[]);
+    assert_eq!((again["raw_objects"].as_u64(), again["records_in"].as_u64()), (Some(1), Some(held)), "{again}");
+    let (rows, rejects) = read_layer(&lake).await;
+    assert_eq!((rows.len() + rejects.len()) as u64, sent);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn small_batches_compact_into_one_file_per_date_with_identical_contents() {
     let (d, lake, _topic, _) = samples_lake("std-compact").await;
     let (_, privk) = keys();
