@@ -641,6 +641,10 @@ fn parse_text(payload: &[u8], fast_tried: bool) -> Result<Breadcrumb, Reject> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(reject(rules::EMPTY, "message is empty"));
     }
+    if let Some(text) = utf16_text(payload) {
+        let text = text.map_err(|e| reject(rules::INVALID_JSON, e))?;
+        return parse_text(text.as_bytes(), false);
+    }
     let text = std::str::from_utf8(payload).map_err(|e| reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))?;
     if let Some(f) = flat::fields(text.as_bytes(), flat::Text::Utf8) {
         return from_fields(&f, false, false);
@@ -650,6 +654,26 @@ fn parse_text(payload: &[u8], fast_tried: bool) -> Result<Breadcrumb, Reject> {
         return parse_csv_line(text);
     }
     parse_general(text)
+}
+
+/// A payload in UTF-16, as UTF-8 text: with a byte-order mark (what Windows tools such as
+/// PowerShell write), or without one when its first two characters are ASCII with a zero byte
+/// beside each (`{\0"\0`: UTF-8 text never has those zeros). `None`: not UTF-16; an error names
+/// what does not decode (an odd length, an unpaired surrogate).
+fn utf16_text(p: &[u8]) -> Option<Result<String, String>> {
+    let ascii = |b: u8| b.is_ascii_graphic() || b.is_ascii_whitespace();
+    let (little, units) = match p {
+        [0xff, 0xfe, rest @ ..] => (true, rest),
+        [0xfe, 0xff, rest @ ..] => (false, rest),
+        [a, 0, b, 0, ..] if ascii(*a) && ascii(*b) => (true, p),
+        [0, a, 0, b, ..] if ascii(*a) && ascii(*b) => (false, p),
+        _ => return None,
+    };
+    if units.len() % 2 != 0 {
+        return Some(Err(format!("UTF-16 payload of an odd length ({} bytes)", p.len())));
+    }
+    let units = units.chunks_exact(2).map(|u| if little { u16::from_le_bytes([u[0], u[1]]) } else { u16::from_be_bytes([u[0], u[1]]) });
+    Some(char::decode_utf16(units).collect::<Result<String, _>>().map_err(|e| format!("UTF-16 payload that does not decode: {e}")))
 }
 
 /// TriMet's CSV column order: the 10-field feed, then the older 14-field one (KNOWN indices).
@@ -1347,6 +1371,33 @@ mod tests {
         // A bomb stops at the limit.
         let e = parse(&gzip(&vec![b' '; (MAX_INFLATED + 10) as usize])).unwrap_err();
         assert!(e.message.contains("more than"), "{e:?}");
+    }
+
+    #[test]
+    fn utf16_payloads_read_like_their_utf8_text() {
+        let json = r#"{"EVENT_NO_TRIP":218393116,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":2901,"ACT_TIME":33160,"GPS_LONGITUDE":-122.867367,"GPS_LATITUDE":45.527212,"NOTE":"Gare de l'Est — ok"}"#;
+        let csv = "259173279,259173350,15FEB2023:00:00:00,4223,194493,71279,-122.679572,45.517122,8,1.6\r\n";
+        let le = |t: &str| t.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        let be = |t: &str| t.encode_utf16().flat_map(u16::to_be_bytes).collect::<Vec<u8>>();
+        let (plain, plain_csv) = (parse(json.as_bytes()).unwrap(), parse(csv.as_bytes()).unwrap());
+        for (payload, want) in [
+            ([&[0xff, 0xfe][..], &le(json)].concat(), &plain),
+            ([&[0xfe, 0xff][..], &be(json)].concat(), &plain),
+            (le(json), &plain),
+            (be(json), &plain),
+            ([&[0xff, 0xfe][..], &le(csv)].concat(), &plain_csv),
+            (le(csv), &plain_csv),
+        ] {
+            assert_eq!(&parse(&payload).unwrap_or_else(|e| panic!("{e:?}")), want);
+        }
+        // What does not decode is named; a lone mark is an empty message.
+        let e = parse(&[&[0xff, 0xfe][..], &le(json)[..9]].concat()).unwrap_err();
+        assert!(e.rule == rules::INVALID_JSON && e.message.contains("UTF-16") && e.message.contains("odd length"), "{e:?}");
+        let e = parse(&[&le("{\"A\":")[..], &[0x00, 0xd8, b'1', 0x00][..]].concat()).unwrap_err();
+        assert!(e.rule == rules::INVALID_JSON && e.message.contains("does not decode"), "{e:?}");
+        assert_eq!(parse(&[0xff, 0xfe]).unwrap_err().rule, rules::EMPTY);
+        // Text that merely contains a zero byte later on is not taken for UTF-16.
+        assert_eq!(parse(b"{\"EVENT_NO_TRIP\":1\0}").unwrap_err().rule, rules::INVALID_JSON);
     }
 
     #[test]

@@ -269,6 +269,7 @@ fn variety() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
         ("gzip", gzip(br#"{"EVENT_NO_TRIP":6,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":81,"ACT_TIME":200,"GPS_LONGITUDE":-122.6,"GPS_LATITUDE":45.5}"#), None),
         ("bom", b("\u{feff}{\"EVENT_NO_TRIP\":7,\"OPD_DATE\":\"12DEC2022:00:00:00\",\"VEHICLE_ID\":82,\"ACT_TIME\":300}"), None),
         ("gzip_cut", gzip(b"{}")[..12].to_vec(), Some("invalid_json")),
+        ("utf16", [&[0xff, 0xfe][..], &"{\"EVENT_NO_TRIP\":8,\"OPD_DATE\":\"12DEC2022:00:00:00\",\"VEHICLE_ID\":83,\"ACT_TIME\":400}".encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>()].concat(), None),
     ]
 }
 
@@ -326,6 +327,7 @@ async fn every_encoding_and_every_kind_of_garbage() {
     assert_eq!((by(18).encoding, by(18).vehicle_id, by(18).act_time), ("csv", 4223, 71279));
     assert_eq!((by(19).encoding, by(19).schedule_deviation), ("csv+14_field", Some(-105)));
     assert_eq!((by(21).encoding, by(21).vehicle_id, by(22).encoding, by(22).vehicle_id), ("json+compressed", 81, "json", 82));
+    assert_eq!((by(24).encoding, by(24).vehicle_id, by(24).act_time), ("json", 83, 400));
     // The timestamps, as another engine sees them.
     let dst = py_json(
         "import duckdb, sys, json\n\
