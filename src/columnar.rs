@@ -287,15 +287,12 @@ const SPARE_MAX: usize = 2;
 /// about a third of the page faults of `etl standard`. Batches whose buffers are shared are
 /// dropped as usual.
 pub fn recycle(batches: impl IntoIterator<Item = RecordBatch>) {
+    let Ok(mut spare) = SPARE.lock() else { return };
     for b in batches {
-        if SPARE.lock().map_or(true, |s| s.len() >= SPARE_MAX) {
+        if spare.len() >= SPARE_MAX {
             return;
         }
-        if let Some(w) = WorkBuilder::from_spent(b) {
-            if let Ok(mut s) = SPARE.lock() {
-                s.push(w);
-            }
-        }
+        spare.extend(WorkBuilder::from_spent(b));
     }
 }
 

@@ -849,6 +849,8 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         outs.push(DateOut { date, files: Vec::new(), dups, new_rows, new_backwards });
     }
     drop(merged);
+    // The merges' in-memory runs sorted with the kept key space: free it too.
+    columnar::release_spare();
     outs.sort_by_key(|o| o.date);
     for out in outs {
         // meters_backwards depends on neighbours, so it is counted after the merge (new rows only).
