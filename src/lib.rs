@@ -43,6 +43,7 @@ pub mod produce;
 pub mod query;
 pub mod raw;
 pub mod reduce;
+pub mod scratch;
 pub mod standard;
 pub mod table;
 pub mod verify;

@@ -534,13 +534,13 @@ impl Drop for SpillDir {
 const SPILL_BATCH_ROWS: usize = 16 * 1024;
 
 /// Writes each date's batches, sorted in merge order, as one Arrow IPC stream file under `dir`
-/// (uncompressed: this is scratch space, read back once).
+/// (uncompressed, direct I/O: this is scratch space, read back once; see [`crate::scratch`]).
 fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate, Vec<RecordBatch>>) -> Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError> {
     let mut out = Vec::new();
     for (date, batches) in by_date {
         let what = format!("spilling to {}", dir.display());
         let path = dir.join(format!("{date}-{chunk:06}.arrows"));
-        let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(|e| pq_err(&what, e))?);
+        let file = crate::scratch::ScratchWriter::create(&path).map_err(|e| pq_err(&what, e))?;
         let order = columnar::sort_order(&batches);
         // Columns null in every row of the run (the older feed's four, most of the time) are
         // left out of the file and come back as nulls when it is read (`spill_source`).
@@ -553,7 +553,7 @@ fn spill_local(dir: &std::path::Path, chunk: usize, by_date: BTreeMap<NaiveDate,
         for slice in order.chunks(SPILL_BATCH_ROWS) {
             w.write(&columnar::take_work(&kept, slice)?).map_err(|e| pq_err(&what, e))?;
         }
-        w.finish().map_err(|e| pq_err(&what, e))?;
+        w.into_inner().map_err(|e| pq_err(&what, e))?.finish().map_err(|e| pq_err(&what, e))?;
         drop(kept);
         // The chunk's column buffers go to the next objects' builders.
         columnar::recycle(batches);
@@ -598,7 +598,7 @@ fn spill_source(path: &std::path::Path) -> Result<columnar::Source, StandardErro
 /// once open.
 fn read_spill(path: &std::path::Path) -> Result<(String, impl Iterator<Item = Result<RecordBatch, StandardError>> + Send + 'static), StandardError> {
     let what = format!("spill file {}", path.display());
-    let file = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(path).map_err(|e| pq_err(&what, e))?);
+    let file = crate::scratch::ScratchReader::open(path).map_err(|e| pq_err(&what, e))?;
     let r = arrow::ipc::reader::StreamReader::try_new(file, None).map_err(|e| pq_err(&what, e))?;
     let _ = std::fs::remove_file(path);
     let w = what.clone();
@@ -851,6 +851,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     drop(merged);
     // The merges' in-memory runs sorted with the kept key space: free it too.
     columnar::release_spare();
+    crate::scratch::release_blocks();
     outs.sort_by_key(|o| o.date);
     for out in outs {
         // meters_backwards depends on neighbours, so it is counted after the merge (new rows only).
