@@ -218,8 +218,64 @@ pub fn read_header(object: &[u8]) -> Result<(Header, usize), EnvelopeError> {
     Ok((header, PREAMBLE_FIXED + len))
 }
 
+/// OpenSSL copies of the private keys used so far, by modulus (a run uses one or two).
+static OPENSSL_KEYS: std::sync::Mutex<Vec<(rsa::BigUint, openssl::pkey::PKey<openssl::pkey::Private>)>> = std::sync::Mutex::new(Vec::new());
+
+/// Unwraps an object's data key: RSA-OAEP with SHA-256 (MGF1-SHA-256, no label), done by
+/// OpenSSL — already linked for librdkafka's TLS, about 4× faster than the `rsa` crate's
+/// private-key operation (2.5% of `etl standard`'s CPU with 4096-bit keys). Where OpenSSL
+/// cannot take the key, the `rsa` crate does the same operation.
+fn unwrap_key(private_key: &RsaPrivateKey, wrapped: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+    use rsa::traits::PublicKeyParts;
+    let n = private_key.n();
+    let pkey = {
+        let mut keys = OPENSSL_KEYS.lock().map_err(|_| EnvelopeError::Unwrap)?;
+        match keys.iter().find(|(m, _)| m == n) {
+            Some((_, k)) => Some(k.clone()),
+            None => {
+                let k = openssl_key(private_key);
+                if let Some(k) = &k {
+                    keys.push((n.clone(), k.clone()));
+                }
+                k
+            }
+        }
+    };
+    match pkey {
+        Some(k) => {
+            let oaep = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+                let mut ctx = openssl::pkey_ctx::PkeyCtx::new(&k)?;
+                ctx.decrypt_init()?;
+                ctx.set_rsa_padding(openssl::rsa::Padding::PKCS1_OAEP)?;
+                ctx.set_rsa_oaep_md(openssl::md::Md::sha256())?;
+                ctx.set_rsa_mgf1_md(openssl::md::Md::sha256())?;
+                let mut out = Vec::new();
+                ctx.decrypt_to_vec(wrapped, &mut out)?;
+                Ok(out)
+            };
+            oaep().map_err(|_| EnvelopeError::Unwrap)
+        }
+        None => private_key.decrypt(Oaep::new::<sha2::Sha256>(), wrapped).map_err(|_| EnvelopeError::Unwrap),
+    }
+}
+
+/// The OpenSSL form of `key` (through its PKCS#1 DER encoding).
+fn openssl_key(key: &RsaPrivateKey) -> Option<openssl::pkey::PKey<openssl::pkey::Private>> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let der = key.to_pkcs1_der().ok()?;
+    let rsa = openssl::rsa::Rsa::private_key_from_der(der.as_bytes()).ok()?;
+    openssl::pkey::PKey::from_rsa(rsa).ok()
+}
+
 /// Decrypts a whole envelope and returns the compressed payload, authenticated.
 pub fn decrypt(object: &[u8], private_key: &RsaPrivateKey) -> Result<Vec<u8>, EnvelopeError> {
+    let mut out = Vec::new();
+    decrypt_into(object, private_key, &mut out)?;
+    Ok(out)
+}
+
+/// [`decrypt`] into `out` (cleared first; its capacity is reused).
+fn decrypt_into(object: &[u8], private_key: &RsaPrivateKey, out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
     let (header, body_start) = read_header(object)?;
     let given = key_id(&private_key.to_public_key());
     if header.key_id != given {
@@ -227,7 +283,7 @@ pub fn decrypt(object: &[u8], private_key: &RsaPrivateKey) -> Result<Vec<u8>, En
     }
     let b64 = base64::engine::general_purpose::STANDARD;
     let wrapped = b64.decode(&header.wrapped_key).map_err(|_| EnvelopeError::Unwrap)?;
-    let data_key = private_key.decrypt(Oaep::new::<sha2::Sha256>(), &wrapped).map_err(|_| EnvelopeError::Unwrap)?;
+    let data_key = unwrap_key(private_key, &wrapped)?;
     let cipher = Aes256Gcm::new_from_slice(&data_key).map_err(|_| EnvelopeError::Unwrap)?;
     let prefix: [u8; 7] = b64
         .decode(&header.nonce_prefix)
@@ -237,7 +293,8 @@ pub fn decrypt(object: &[u8], private_key: &RsaPrivateKey) -> Result<Vec<u8>, En
     let preamble = &object[..body_start];
     let mut body = &object[body_start..];
     let full = header.chunk_size as usize + TAG_LEN;
-    let mut out = Vec::with_capacity(body.len());
+    out.clear();
+    out.reserve(body.len());
     let mut counter: u32 = 0;
     loop {
         let last = body.len() <= full;
@@ -259,7 +316,7 @@ pub fn decrypt(object: &[u8], private_key: &RsaPrivateKey) -> Result<Vec<u8>, En
             .map_err(|_| EnvelopeError::Tampered { chunk: counter })?;
         body = rest;
         if last {
-            return Ok(out);
+            return Ok(());
         }
         counter += 1;
     }
@@ -350,8 +407,25 @@ impl Write for Sealer {
 
 /// Decrypts and decompresses a whole object into its plaintext.
 pub fn open(object: &[u8], private_key: &RsaPrivateKey) -> Result<Plaintext, EnvelopeError> {
-    let compressed = decrypt(object, private_key)?;
-    inflate(&compressed)
+    let mut compressed = take(&COMPRESSED).unwrap_or_default();
+    let r = decrypt_into(object, private_key, &mut compressed).and_then(|()| inflate_authenticated(&compressed));
+    give(&COMPRESSED, compressed);
+    r
+}
+
+/// Takes a buffer from `pool`.
+fn take(pool: &std::sync::Mutex<Vec<Vec<u8>>>) -> Option<Vec<u8>> {
+    pool.lock().ok().and_then(|mut p| p.pop())
+}
+
+/// Returns a buffer to `pool`, which keeps one per object a reader has open at a time (CPUs +
+/// 1): as many as are in use while objects are read, so the pool adds nothing to peak memory.
+fn give(pool: &std::sync::Mutex<Vec<Vec<u8>>>, buf: Vec<u8>) {
+    if let Ok(mut p) = pool.lock() {
+        if p.len() <= crate::parallelism() {
+            p.push(buf);
+        }
+    }
 }
 
 /// Largest plaintext an object may inflate to (guards against a zlib bomb).
@@ -359,8 +433,9 @@ const MAX_PLAINTEXT: usize = 4 << 30;
 
 /// Plaintext buffers kept for reuse (see [`Plaintext`]).
 static POOL: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
-/// At most this many buffers wait in the pool (a reader has about CPUs + 1 objects open).
-const POOL_MAX: usize = 2;
+/// Decrypted, still compressed payloads' buffers kept for reuse (a few MiB each: fresh ones
+/// cost a page fault per 4 KiB, 6% of `etl standard`'s).
+static COMPRESSED: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 
 /// An inflated object. Its buffer is large (a whole object, 32 MiB by default) and short-lived,
 /// so it goes back to a small pool when dropped and the next object inflates into pages that
@@ -387,18 +462,16 @@ impl std::fmt::Debug for Plaintext {
 
 impl Drop for Plaintext {
     fn drop(&mut self) {
-        if let Ok(mut pool) = POOL.lock() {
-            if pool.len() < POOL_MAX {
-                pool.push(std::mem::take(&mut self.buf));
-            }
-        }
+        give(&POOL, std::mem::take(&mut self.buf));
     }
 }
 
-/// Frees the pooled plaintext buffers (call when no more objects will be opened for a while).
+/// Frees the pooled buffers (call when no more objects will be opened for a while).
 pub fn release_buffers() {
-    if let Ok(mut pool) = POOL.lock() {
-        pool.clear();
+    for pool in [&POOL, &COMPRESSED] {
+        if let Ok(mut p) = pool.lock() {
+            p.clear();
+        }
     }
 }
 
@@ -406,11 +479,34 @@ pub fn release_buffers() {
 /// size is not stored: a pooled buffer is tried first, a fresh one starts at 32× the input —
 /// untouched pages of a fresh allocation cost nothing — and doubles if the stream holds more.
 pub fn inflate(compressed: &[u8]) -> Result<Plaintext, EnvelopeError> {
+    inflate_with(compressed, true)
+}
+
+/// [`inflate`] of a stream just authenticated by AES-GCM: the zlib header is checked, the
+/// Adler-32 trailer is not (the tag already proved these are the bytes that were sealed;
+/// skipping the checksum saves a pass over the plaintext, ~1% of `etl standard`).
+fn inflate_authenticated(compressed: &[u8]) -> Result<Plaintext, EnvelopeError> {
+    inflate_with(compressed, false)
+}
+
+fn inflate_with(compressed: &[u8], check_adler: bool) -> Result<Plaintext, EnvelopeError> {
+    let corrupt = || EnvelopeError::Decompress(io::Error::new(io::ErrorKind::InvalidData, "corrupt zlib stream"));
+    // RFC 1950: CMF (deflate, window ≤ 32 KiB), FLG (no preset dictionary, header checksum),
+    // the deflate stream, then the Adler-32 of the plaintext.
+    let deflate = match compressed {
+        [cmf, flg, body @ .., _, _, _, _] if !check_adler && cmf & 0x0f == 8 && cmf >> 4 <= 7 && flg & 0x20 == 0 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0 => Some(body),
+        _ if !check_adler => return Err(corrupt()),
+        _ => None,
+    };
     let mut d = libdeflater::Decompressor::new();
     let fresh = compressed.len().saturating_mul(32).clamp(64 * 1024, MAX_PLAINTEXT);
-    let mut out = POOL.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| vec![0u8; fresh]);
+    let mut out = take(&POOL).unwrap_or_else(|| vec![0u8; fresh]);
     loop {
-        match d.zlib_decompress(compressed, &mut out) {
+        let r = match deflate {
+            Some(body) => d.deflate_decompress(body, &mut out),
+            None => d.zlib_decompress(compressed, &mut out),
+        };
+        match r {
             Ok(len) => return Ok(Plaintext { buf: out, len }),
             Err(libdeflater::DecompressionError::InsufficientSpace) if out.len() < MAX_PLAINTEXT => {
                 let grown = out.len().saturating_mul(2).max(fresh).min(MAX_PLAINTEXT);
@@ -419,9 +515,7 @@ pub fn inflate(compressed: &[u8]) -> Result<Plaintext, EnvelopeError> {
             Err(libdeflater::DecompressionError::InsufficientSpace) => {
                 return Err(EnvelopeError::Decompress(io::Error::new(io::ErrorKind::InvalidData, "plaintext larger than 4 GiB")))
             }
-            Err(libdeflater::DecompressionError::BadData) => {
-                return Err(EnvelopeError::Decompress(io::Error::new(io::ErrorKind::InvalidData, "corrupt zlib stream")))
-            }
+            Err(libdeflater::DecompressionError::BadData) => return Err(corrupt()),
         }
     }
 }
@@ -457,6 +551,23 @@ mod tests {
             assert!(*p == data[..], "{} bytes came back different", data.len());
         }
         release_buffers();
+    }
+
+    #[test]
+    fn openssl_unwraps_what_the_rsa_crate_wrapped_and_refuses_anything_else() {
+        let (private, public) = test_keypair();
+        let key = [7u8; 32];
+        let wrapped = public.encrypt(&mut rand::thread_rng(), Oaep::new::<sha2::Sha256>(), &key).unwrap();
+        assert!(openssl_key(&private).is_some());
+        assert_eq!(unwrap_key(&private, &wrapped).unwrap(), key);
+        assert_eq!(unwrap_key(&private, &wrapped).unwrap(), private.decrypt(Oaep::new::<sha2::Sha256>(), &wrapped).unwrap(), "the cached key again");
+        let mut bad = wrapped.clone();
+        bad[10] ^= 1;
+        assert!(matches!(unwrap_key(&private, &bad), Err(EnvelopeError::Unwrap)));
+        assert!(matches!(unwrap_key(&private, &wrapped[1..]), Err(EnvelopeError::Unwrap)));
+        // PKCS#1 v1.5 padding is not OAEP: refused.
+        let v15 = public.encrypt(&mut rand::thread_rng(), rsa::Pkcs1v15Encrypt, &key).unwrap();
+        assert!(matches!(unwrap_key(&private, &v15), Err(EnvelopeError::Unwrap)));
     }
 
     #[test]
@@ -512,6 +623,16 @@ mod tests {
         assert_eq!(&*inflate(&z).unwrap(), &data[..]);
         assert!(matches!(inflate(&z[..z.len() / 2]), Err(EnvelopeError::Decompress(_))));
         assert!(matches!(inflate(b"not zlib at all"), Err(EnvelopeError::Decompress(_))));
+        // Authenticated streams: the same plaintext without the checksum pass; a bad header,
+        // a cut stream or a preset dictionary are still errors.
+        assert_eq!(&*inflate_authenticated(&z).unwrap(), &data[..]);
+        let mut wrong_sum = z.clone();
+        *wrong_sum.last_mut().unwrap() ^= 1;
+        assert!(inflate(&wrong_sum).is_err());
+        assert_eq!(&*inflate_authenticated(&wrong_sum).unwrap(), &data[..]);
+        for bad in [&z[..z.len() / 2], &z[..5], &b"not zlib at all"[..], &[0x78, 0xbb, 0, 0, 0, 0, 0][..]] {
+            assert!(matches!(inflate_authenticated(bad), Err(EnvelopeError::Decompress(_))), "{:?}", &bad[..5]);
+        }
     }
 
     #[test]
