@@ -29,8 +29,10 @@ const ALIGN: usize = 4096;
 const BLOCK: usize = 512 * 1024;
 /// Blocks a reader's thread may have read beyond the one being consumed.
 const AHEAD: usize = 2;
-/// Blocks kept for reuse (fresh buffers cost a page fault per 4 KiB).
-const POOL_MAX: usize = 16;
+/// Blocks kept for reuse (fresh buffers cost a page fault per 4 KiB): as many as a merge phase
+/// has in use at once (two merges of a few runs, up to four blocks each), so the pool keeps no
+/// more than the peak it was filled at.
+const POOL_MAX: usize = 64;
 
 #[repr(C, align(4096))]
 #[derive(Clone, Copy)]

@@ -602,20 +602,33 @@ fn read_spill(path: &std::path::Path) -> Result<(String, impl Iterator<Item = Re
     let r = arrow::ipc::reader::StreamReader::try_new(file, None).map_err(|e| pq_err(&what, e))?;
     let _ = std::fs::remove_file(path);
     let w = what.clone();
-    Ok((what, r.map(move |b| b.map_err(|e| pq_err(&w, e)).and_then(|b| widen_spilled(&b, &w)))))
+    let mut nulls = Vec::new();
+    Ok((what, r.map(move |b| b.map_err(|e| pq_err(&w, e)).and_then(|b| widen_spilled(&b, &mut nulls, &w)))))
 }
 
 /// A spilled batch back in the work schema: the columns left out (null in every row of the
-/// run) are put back as nulls.
-fn widen_spilled(b: &RecordBatch, what: &str) -> Result<RecordBatch, StandardError> {
+/// run) are put back as nulls, slices of one all-null column per run (`nulls`, by column)
+/// rather than a fresh zeroed buffer per batch.
+fn widen_spilled(b: &RecordBatch, nulls: &mut Vec<Option<arrow::array::ArrayRef>>, what: &str) -> Result<RecordBatch, StandardError> {
     let schema = columnar::work_schema();
     if b.schema() == schema {
         return Ok(b.clone());
     }
+    nulls.resize(schema.fields().len(), None);
+    let n = b.num_rows();
     let cols = schema
         .fields()
         .iter()
-        .map(|f| b.column_by_name(f.name()).cloned().unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), b.num_rows())))
+        .zip(nulls.iter_mut())
+        .map(|(f, null)| {
+            b.column_by_name(f.name()).cloned().unwrap_or_else(|| {
+                let all = null.get_or_insert_with(|| arrow::array::new_null_array(f.data_type(), n.max(SPILL_BATCH_ROWS)));
+                if all.len() < n {
+                    *all = arrow::array::new_null_array(f.data_type(), n);
+                }
+                all.slice(0, n)
+            })
+        })
         .collect();
     RecordBatch::try_new(schema, cols).map_err(|e| pq_err(what, e))
 }
