@@ -76,22 +76,21 @@ pub fn release_blocks() {
 }
 
 /// Opens `path` with `opts`, bypassing the page cache where the file system allows it.
-/// Returns the file and whether it is direct.
-fn open(opts: &OpenOptions, path: &Path, direct: bool) -> io::Result<(File, bool)> {
+fn open(opts: &OpenOptions, path: &Path, direct: bool) -> io::Result<File> {
     #[cfg(target_os = "linux")]
     if direct {
         use std::os::unix::fs::OpenOptionsExt;
         let mut o = opts.clone();
         o.custom_flags(libc::O_DIRECT);
         match o.open(path) {
-            Ok(f) => return Ok((f, true)),
+            Ok(f) => return Ok(f),
             // The file system does not do direct I/O: buffered below.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Err(e) => return Err(e),
         }
     }
     let _ = direct;
-    Ok((opts.open(path)?, false))
+    opts.open(path)
 }
 
 /// Writes a scratch file in aligned blocks; [`ScratchWriter::finish`] completes it.
@@ -101,7 +100,6 @@ pub struct ScratchWriter {
     /// Bytes of `block` filled.
     filled: usize,
     written: u64,
-    direct: bool,
 }
 
 impl ScratchWriter {
@@ -111,13 +109,8 @@ impl ScratchWriter {
     }
 
     fn create_with(path: &Path, direct: bool) -> io::Result<Self> {
-        let (file, direct) = open(OpenOptions::new().write(true).create(true).truncate(true), path, direct)?;
-        Ok(Self { file, block: Some(take_block()), filled: 0, written: 0, direct })
-    }
-
-    /// Whether the file bypasses the page cache.
-    pub fn is_direct(&self) -> bool {
-        self.direct
+        let file = open(OpenOptions::new().write(true).create(true).truncate(true), path, direct)?;
+        Ok(Self { file, block: Some(take_block()), filled: 0, written: 0 })
     }
 
     fn write_block(&mut self, len: usize) -> io::Result<()> {
@@ -187,7 +180,7 @@ impl ScratchReader {
     }
 
     fn open_with(path: &Path, direct: bool) -> io::Result<Self> {
-        let (file, _) = open(OpenOptions::new().read(true), path, direct)?;
+        let file = open(OpenOptions::new().read(true), path, direct)?;
         let (tx, rx) = mpsc::sync_channel(AHEAD);
         let (back, spent) = mpsc::channel();
         std::thread::Builder::new().name("etl-scratch-read".into()).spawn(move || read_ahead(file, &tx, &spent))?;
