@@ -12,8 +12,12 @@
 //!  live Parquet file of the date (sorted when written) ──► to_work ────► Source::sorted ─────┤
 //!                                                                                            ▼
 //!   merge_write: k-way merge of the runs' heads ─► dedupe (→ duplicate rejects) ─► meters_backwards
-//!                ─► slice of `slice_rows` rows ─► from_work ─► ArrowWriter, one file per `file_rows`
+//!                ─► slice of `slice_rows` rows ══channel══► encoder thread: from_work ─► ArrowWriter,
+//!                                                           one file per `file_rows`
 //! ```
+//!
+//! The merge and the encoding of its slices overlap only while cores are to spare
+//! ([`CoreShare`]): the last service date of a run, or the only one of a daily run, gets two.
 //!
 //! The work schema is the `breadcrumbs` schema with three changes that keep memory and copies
 //! small: `quality_flags` is a bit set (`flag_bits`, bit i = `rules::SOFT[i]`), the repeated
@@ -28,8 +32,12 @@ use arrow::array::{
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Float64Type, Int32Type, Int64Type, Schema, SchemaRef};
 use arrow::buffer::{BooleanBuffer, ScalarBuffer};
 use chrono::NaiveDate;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
+use parquet::file::writer::SerializedFileWriter;
 use parquet::file::properties::WriterProperties;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, OnceLock};
 
 use crate::breadcrumb::{rules, Breadcrumb, ENCODINGS};
@@ -383,44 +391,47 @@ pub fn write_schema() -> SchemaRef {
 /// `breadcrumbs` schema, repeated strings as dictionaries), with `bits` (one per row) in place
 /// of the rows' own flag bits when given.
 pub fn from_work(ws: &[RecordBatch], idx: &[(u32, u32)], bits: Option<&[u8]>) -> Result<RecordBatch, StandardError> {
-    let what = "building breadcrumbs batch";
     let idx: Vec<(usize, usize)> = idx.iter().map(|(b, r)| (*b as usize, *r as usize)).collect();
     let schema = write_schema();
-    let mut cols = Vec::with_capacity(schema.fields().len());
-    for (i, f) in schema.fields().iter().enumerate() {
-        let take = || {
-            let arrays: Vec<&dyn Array> = ws.iter().map(|w| w.column(i).as_ref()).collect();
-            arrow::compute::interleave(&arrays, &idx).map_err(|e| err(what, e))
-        };
-        let col = if i == c::FLAGS {
-            let taken;
-            let bits = match bits {
-                Some(b) => b,
-                None => {
-                    taken = take()?;
-                    taken.as_primitive::<arrow::datatypes::UInt8Type>().values().as_ref()
-                }
-            };
-            let mut lb = ListBuilder::with_capacity(StringBuilder::new(), bits.len());
-            for b in bits {
-                for r in flags_of(*b) {
-                    lb.values().append_value(r);
-                }
-                lb.append(true);
+    let cols = (0..schema.fields().len()).map(|i| write_column(ws, &idx, bits, i)).collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, cols).map_err(|e| err("building breadcrumbs batch", e))
+}
+
+/// Column `i` of the [`write_schema`] for rows `idx` of `ws` (see [`from_work`]).
+fn write_column(ws: &[RecordBatch], idx: &[(usize, usize)], bits: Option<&[u8]>, i: usize) -> Result<ArrayRef, StandardError> {
+    let what = "building breadcrumbs batch";
+    let schema = write_schema();
+    let f = schema.field(i);
+    let take = || {
+        let arrays: Vec<&dyn Array> = ws.iter().map(|w| w.column(i).as_ref()).collect();
+        arrow::compute::interleave(&arrays, idx).map_err(|e| err(what, e))
+    };
+    if i == c::FLAGS {
+        let taken;
+        let bits = match bits {
+            Some(b) => b,
+            None => {
+                taken = take()?;
+                taken.as_primitive::<arrow::datatypes::UInt8Type>().values().as_ref()
             }
-            let list: ListArray = lb.finish();
-            arrow::compute::cast(&list, f.data_type()).map_err(|e| err(what, e))?
+        };
+        let mut lb = ListBuilder::with_capacity(StringBuilder::new(), bits.len());
+        for b in bits {
+            for r in flags_of(*b) {
+                lb.values().append_value(r);
+            }
+            lb.append(true);
+        }
+        let list: ListArray = lb.finish();
+        arrow::compute::cast(&list, f.data_type()).map_err(|e| err(what, e))
+    } else {
+        let taken = take()?;
+        if taken.data_type() != f.data_type() {
+            arrow::compute::cast(&taken, f.data_type()).map_err(|e| err(what, e))
         } else {
-            let taken = take()?;
-            if taken.data_type() != f.data_type() {
-                arrow::compute::cast(&taken, f.data_type()).map_err(|e| err(what, e))?
-            } else {
-                taken
-            }
-        };
-        cols.push(col);
+            Ok(taken)
+        }
     }
-    RecordBatch::try_new(schema, cols).map_err(|e| err(what, e))
 }
 
 fn prim<T: ArrowPrimitiveType>(b: &RecordBatch, i: usize) -> &PrimitiveArray<T> {
@@ -734,47 +745,206 @@ fn sift_down(heap: &mut [usize], mut i: usize, cs: &[Cursor], topics: &[String])
     }
 }
 
-/// The Parquet files of one service date being written, `slice_rows` rows at a time.
-struct Out<'p> {
-    props: &'p WriterProperties,
-    file_rows: usize,
-    slice_rows: usize,
-    writer: Option<ArrowWriter<Vec<u8>>>,
-    in_file: usize,
-    files: Vec<(Vec<u8>, u64)>,
-    /// The next slice: (pinned slot, row) and the row's flag bits.
+/// Merges running at once in one `etl standard` run, against the cores there are. A merge
+/// always hands its slices to an encoder thread of its own ([`merge_write`]); while cores are
+/// to spare (at most half of them busy merging, e.g. the last service date, or the only one of
+/// a daily run) it goes on merging while the slice is encoded, otherwise it waits for each
+/// slice, so busy threads never outnumber the cores.
+#[derive(Clone, Debug)]
+pub struct CoreShare {
+    running: Arc<AtomicUsize>,
+    cores: usize,
+}
+
+impl CoreShare {
+    /// A share of `cores` cores, no merge running yet.
+    pub fn new(cores: usize) -> Self {
+        Self { running: Arc::new(AtomicUsize::new(0)), cores: cores.max(1) }
+    }
+
+    fn enter(&self) -> Running<'_> {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Running(&self.running)
+    }
+
+    /// Whether a merge can have a second core now.
+    fn spare(&self) -> bool {
+        self.running.load(Ordering::SeqCst) * 2 <= self.cores
+    }
+}
+
+/// One merge counted in a [`CoreShare`] while it lives.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A slice of merged rows on its way to the encoder: rows (pinned slot, row) of `pins` and
+/// each row's flag bits; `ack` when the merge waits for it to be written.
+struct Slice {
+    pins: Vec<RecordBatch>,
     refs: Vec<(u32, u32)>,
     bits: Vec<u8>,
+    ack: bool,
 }
+
+/// The encoder side of [`merge_write`]: writes each slice's rows to the Parquet file being
+/// filled, a new file every `file_rows` rows (slices never straddle two files).
+fn encode_slices(rx: Receiver<Slice>, acks: SyncSender<()>, props: &WriterProperties, file_rows: usize) -> Result<Vec<(Vec<u8>, u64)>, StandardError> {
+    let (mut files, mut file) = (Vec::new(), None::<FileEncoder>);
+    for s in rx {
+        let idx: Vec<(usize, usize)> = s.refs.iter().map(|(b, r)| (*b as usize, *r as usize)).collect();
+        let f = match &mut file {
+            Some(f) => f,
+            None => file.insert(FileEncoder::new(props)?),
+        };
+        // A merge that does not wait for its slices has a core to spare: two threads encode.
+        f.write(&s.pins, &idx, &s.bits, !s.ack)?;
+        drop(s.pins);
+        if f.rows >= file_rows {
+            files.push(file.take().expect("file").finish()?);
+        }
+        if s.ack && acks.send(()).is_err() {
+            break;
+        }
+    }
+    if let Some(f) = file.take() {
+        files.push(f.finish()?);
+    }
+    Ok(files)
+}
+
+/// One Parquet file being written by [`encode_slices`], a row group at a time, each column
+/// gathered ([`write_column`]) and encoded by its own column writer, so that the columns of a
+/// slice can be shared out between two threads.
+struct FileEncoder {
+    file: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+    /// Column writers of the row group being filled (one per field: no nested leaves).
+    group: Option<Vec<ArrowColumnWriter>>,
+    group_rows: usize,
+    max_group_rows: usize,
+    groups: usize,
+    rows: usize,
+}
+
+impl FileEncoder {
+    fn new(props: &WriterProperties) -> Result<Self, StandardError> {
+        let w = ArrowWriter::try_new(Vec::new(), breadcrumbs_schema(), Some(props.clone())).map_err(|e| err("parquet writer", e))?;
+        let (file, factory) = w.into_serialized_writer().map_err(|e| err("parquet writer", e))?;
+        let max_group_rows = props.max_row_group_row_count().unwrap_or(1024 * 1024).max(1);
+        Ok(Self { file, factory, group: None, group_rows: 0, max_group_rows, groups: 0, rows: 0 })
+    }
+
+    /// Writes rows `idx` of `ws` with flag bits `bits`, on two threads when `two`.
+    fn write(&mut self, ws: &[RecordBatch], idx: &[(usize, usize)], bits: &[u8], two: bool) -> Result<(), StandardError> {
+        let schema = breadcrumbs_schema();
+        let mut off = 0;
+        while off < idx.len() {
+            let n = (idx.len() - off).min(self.max_group_rows - self.group_rows);
+            let (rows, row_bits) = (&idx[off..off + n], &bits[off..off + n]);
+            let writers = match &mut self.group {
+                Some(w) => w,
+                None => self.group.insert(self.factory.create_column_writers(self.groups).map_err(|e| err("parquet row group", e))?),
+            };
+            if writers.len() != schema.fields().len() {
+                return Err(err("parquet row group", format!("{} column writers for {} fields", writers.len(), schema.fields().len())));
+            }
+            let column = |(i, w): (usize, &mut ArrowColumnWriter)| -> Result<(), StandardError> {
+                let col = write_column(ws, rows, Some(row_bits), i)?;
+                for leaf in compute_leaves(schema.field(i), &col).map_err(|e| err("parquet levels", e))? {
+                    w.write(&leaf).map_err(|e| err("parquet write", e))?;
+                }
+                Ok(())
+            };
+            if two {
+                let queue = std::sync::Mutex::new(writers.iter_mut().enumerate());
+                let drain = || -> Result<(), StandardError> {
+                    loop {
+                        let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
+                        match next {
+                            Some(job) => column(job)?,
+                            None => return Ok(()),
+                        }
+                    }
+                };
+                std::thread::scope(|scope| {
+                    let helper = scope.spawn(drain);
+                    let mine = drain();
+                    let theirs = helper.join().map_err(|_| err("Parquet encoder", "a column encoding thread panicked"))?;
+                    mine.and(theirs)
+                })?;
+            } else {
+                writers.iter_mut().enumerate().try_for_each(column)?;
+            }
+            self.group_rows += n;
+            off += n;
+            if self.group_rows >= self.max_group_rows {
+                self.close_group()?;
+            }
+        }
+        self.rows += idx.len();
+        Ok(())
+    }
+
+    fn close_group(&mut self) -> Result<(), StandardError> {
+        if let Some(writers) = self.group.take() {
+            let mut rg = self.file.next_row_group().map_err(|e| err("parquet row group", e))?;
+            for w in writers {
+                w.close().and_then(|chunk| chunk.append_to_row_group(&mut rg)).map_err(|e| err("parquet column chunk", e))?;
+            }
+            rg.close().map_err(|e| err("parquet row group", e))?;
+            self.groups += 1;
+            self.group_rows = 0;
+        }
+        Ok(())
+    }
+
+    /// The file's bytes and rows.
+    fn finish(mut self) -> Result<(Vec<u8>, u64), StandardError> {
+        self.close_group()?;
+        let rows = self.rows as u64;
+        Ok((self.file.into_inner().map_err(|e| err("parquet close", e))?, rows))
+    }
+}
+
+/// The merge side of [`merge_write`]: collects the next slice, cut at `slice_rows` rows and at
+/// file boundaries, and sends it to the encoder.
+struct Out<'a> {
+    file_rows: usize,
+    slice_rows: usize,
+    in_file: usize,
+    refs: Vec<(u32, u32)>,
+    bits: Vec<u8>,
+    tx: SyncSender<Slice>,
+    acks: Receiver<()>,
+    share: &'a CoreShare,
+}
+
+/// The encoder has stopped (its error is what to report).
+struct EncoderGone;
 
 impl Out<'_> {
     fn full(&self) -> bool {
         self.refs.len() >= self.slice_rows.min(self.file_rows - self.in_file)
     }
 
-    fn flush(&mut self, pins: &[RecordBatch]) -> Result<(), StandardError> {
+    /// Sends the slice (rows of `pins`), waiting for it to be written unless a core is spare.
+    fn send(&mut self, pins: Vec<RecordBatch>) -> Result<(), EncoderGone> {
         if self.refs.is_empty() {
             return Ok(());
         }
-        let batch = from_work(pins, &self.refs, Some(&self.bits))?;
-        let w = match &mut self.writer {
-            Some(w) => w,
-            None => self.writer.insert(ArrowWriter::try_new(Vec::new(), breadcrumbs_schema(), Some(self.props.clone())).map_err(|e| err("parquet writer", e))?),
-        };
-        w.write(&batch).map_err(|e| err("parquet write", e))?;
-        self.in_file += self.refs.len();
-        self.refs.clear();
-        self.bits.clear();
-        if self.in_file >= self.file_rows {
-            self.close()?;
-        }
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<(), StandardError> {
-        if let Some(w) = self.writer.take() {
-            self.files.push((w.into_inner().map_err(|e| err("parquet close", e))?, self.in_file as u64));
-            self.in_file = 0;
+        self.in_file = (self.in_file + self.refs.len()) % self.file_rows;
+        let cap = self.slice_rows.min(self.file_rows);
+        let refs = std::mem::replace(&mut self.refs, Vec::with_capacity(cap));
+        let bits = std::mem::replace(&mut self.bits, Vec::with_capacity(cap));
+        let ack = !self.share.spare();
+        self.tx.send(Slice { pins, refs, bits, ack }).map_err(|_| EncoderGone)?;
+        if ack {
+            self.acks.recv().map_err(|_| EncoderGone)?;
         }
         Ok(())
     }
@@ -800,7 +970,33 @@ pub struct DateFiles {
 ///
 /// Memory: the `Memory` runs, one batch of each `Sorted` run and one output slice, whatever
 /// the number of rows of the date.
-pub fn merge_write(sources: Vec<Source>, date: NaiveDate, file_rows: usize, slice_rows: usize, props: &WriterProperties) -> Result<DateFiles, StandardError> {
+pub fn merge_write(sources: Vec<Source>, date: NaiveDate, file_rows: usize, slice_rows: usize, props: &WriterProperties, share: &CoreShare) -> Result<DateFiles, StandardError> {
+    let _running = share.enter();
+    let file_rows = file_rows.max(1);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Slice>(1);
+        let (ack_tx, acks) = std::sync::mpsc::sync_channel::<()>(1);
+        let encoder = std::thread::Builder::new()
+            .name("etl-encode".into())
+            .spawn_scoped(scope, move || encode_slices(rx, ack_tx, props, file_rows))
+            .map_err(|e| err("starting the Parquet encoder thread", e))?;
+        let out = Out { file_rows, slice_rows: slice_rows.max(1), in_file: 0, refs: Vec::new(), bits: Vec::new(), tx, acks, share };
+        let merged = merge_rows(sources, date, out);
+        let files = encoder.join().map_err(|_| err("Parquet encoder", "the encoder thread panicked"))?;
+        // An encoder error stops the merge too (EncoderGone): report the encoder's.
+        let (mut res, files) = match (merged, files) {
+            (Ok(Ok(res)), Ok(files)) => (res, files),
+            (Err(e), _) => return Err(e),
+            (Ok(Err(EncoderGone)), Err(e)) | (Ok(Ok(_)), Err(e)) => return Err(e),
+            (Ok(Err(EncoderGone)), Ok(_)) => return Err(err("Parquet encoder", "the encoder stopped early")),
+        };
+        res.files = files;
+        Ok(res)
+    })
+}
+
+/// The k-way merge of [`merge_write`], handing slices to `out`.
+fn merge_rows(sources: Vec<Source>, date: NaiveDate, mut out: Out<'_>) -> Result<Result<DateFiles, EncoderGone>, StandardError> {
     let (mut topics, mut pins) = (Vec::new(), Vec::new());
     let mut cs: Vec<Cursor> = Vec::with_capacity(sources.len());
     for s in sources {
@@ -812,7 +1008,6 @@ pub fn merge_write(sources: Vec<Source>, date: NaiveDate, file_rows: usize, slic
     for i in (0..heap.len() / 2).rev() {
         sift_down(&mut heap, i, &cs, &topics);
     }
-    let mut out = Out { props, file_rows: file_rows.max(1), slice_rows: slice_rows.max(1), writer: None, in_file: 0, files: Vec::new(), refs: Vec::new(), bits: Vec::new() };
     let mut res = DateFiles { files: Vec::new(), dups: Vec::new(), new_rows: 0, new_backwards: 0 };
     let mb = flag_bit(rules::METERS_BACKWARDS);
     // Rows kept so far with the current (vehicle, trip, act_time), and the last kept meters.
@@ -859,8 +1054,8 @@ pub fn merge_write(sources: Vec<Source>, date: NaiveDate, file_rows: usize, slic
         }
         sift_down(&mut heap, 0, &cs, &topics);
         if out.full() {
-            out.flush(&pins)?;
-            // Unpin what no run, and no row of the current group, still points at.
+            // Unpin what no run, and no row of the current group, still points at; the slice
+            // goes with the old pins.
             let old = std::mem::take(&mut pins);
             let mut map: Vec<Option<u32>> = vec![None; old.len()];
             let mut pin = |s: &mut u32| {
@@ -876,12 +1071,12 @@ pub fn merge_write(sources: Vec<Source>, date: NaiveDate, file_rows: usize, slic
                     pin(&mut h.slot);
                 }
             }
+            if let Err(gone) = out.send(old) {
+                return Ok(Err(gone));
+            }
         }
     }
-    out.flush(&pins)?;
-    out.close()?;
-    res.files = out.files;
-    Ok(res)
+    Ok(out.send(pins).map(|()| res))
 }
 
 /// The `duplicate` reject of row `i` of `w`, a repeat of row `j` of `first`.
@@ -953,7 +1148,7 @@ mod tests {
     fn merged(sources: Vec<Source>, file_rows: usize, slice_rows: usize) -> (RecordBatch, DateFiles) {
         let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
         let props = crate::standard::writer_props(3, 1024, true);
-        let m = merge_write(sources, d, file_rows, slice_rows, &props).unwrap();
+        let m = merge_write(sources, d, file_rows, slice_rows, &props, &CoreShare::new(2)).unwrap();
         let mut back = Vec::new();
         for (bytes, rows) in &m.files {
             let b = crate::standard::read_parquet(bytes::Bytes::from(bytes.clone()), "t").unwrap();
@@ -999,12 +1194,34 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
         let rows: Vec<_> = (0..10).map(|i| (7, 8, 100 + i, 10 * i as i64, 0, i as i64)).collect();
         let props = crate::standard::writer_props(3, 4, true);
-        let m = merge_write(vec![Source::memory("new", vec![batch(&rows, "raw/t/k")]).unwrap()], d, 4, 3, &props).unwrap();
+        let m = merge_write(vec![Source::memory("new", vec![batch(&rows, "raw/t/k")]).unwrap()], d, 4, 3, &props, &CoreShare::new(2)).unwrap();
         assert_eq!(m.files.iter().map(|f| f.1).collect::<Vec<_>>(), vec![4, 4, 2]);
         let back = crate::standard::read_parquet(bytes::Bytes::from(m.files[1].0.clone()), "t").unwrap();
         assert_eq!(back[0].schema(), breadcrumbs_schema());
         assert_eq!(column_i64(&back[0], "kafka_offset"), vec![4, 5, 6, 7]);
         assert_eq!(back[0].column_by_name("raw_key").unwrap().as_string::<i32>().value(0), "raw/t/k");
+    }
+
+    #[test]
+    fn row_groups_are_cut_across_slices_and_both_encoding_modes_write_the_same_bytes() {
+        let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
+        let rows: Vec<_> = (0..10).map(|i| (7, 8 + i as i64 / 6, 100 + i, 10 * i as i64, 0, i as i64)).collect();
+        let props = crate::standard::writer_props(3, 4, true);
+        let write = |share: &CoreShare| merge_write(vec![Source::memory("new", vec![batch(&rows, "raw/t/k")]).unwrap()], d, 100, 3, &props, share).unwrap();
+        // One core: each slice is encoded while the merge waits, one column after another.
+        // Two: the merge goes on while two threads share the slice's columns out.
+        let (one, two) = (write(&CoreShare::new(1)), write(&CoreShare::new(2)));
+        assert_eq!(one.files.len(), 1);
+        assert_eq!(one.files[0].0, two.files[0].0, "same file whichever way it was encoded");
+        let meta = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(one.files[0].0.clone())).unwrap();
+        use parquet::file::reader::FileReader;
+        let md = meta.metadata();
+        assert_eq!(md.row_groups().iter().map(|g| g.num_rows()).collect::<Vec<_>>(), vec![4, 4, 2]);
+        assert!(md.row_groups().iter().all(|g| g.sorting_columns().is_some_and(|c| c.len() == 3)));
+        let back = crate::standard::read_parquet(bytes::Bytes::from(one.files[0].0.clone()), "t").unwrap();
+        let all = arrow::compute::concat_batches(&breadcrumbs_schema(), &back).unwrap();
+        assert_eq!(column_i64(&all, "kafka_offset"), (0..10).collect::<Vec<_>>());
+        assert_eq!(column_i64(&all, "trip_id"), vec![8, 8, 8, 8, 8, 8, 9, 9, 9, 9]);
     }
 
     #[test]
@@ -1158,7 +1375,7 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2022, 12, 12).unwrap();
         let b = batch(&[(2, 10, 100, 50, 0, 0), (1, 10, 100, 50, 0, 1)], "raw/t/k");
         let props = crate::standard::writer_props(3, 1024, true);
-        let e = merge_write(vec![Source::sorted("live file standard/x.parquet", std::iter::once(Ok(b)))], d, 100, 64, &props).err().expect("out of order");
+        let e = merge_write(vec![Source::sorted("live file standard/x.parquet", std::iter::once(Ok(b)))], d, 100, 64, &props, &CoreShare::new(2)).err().expect("out of order");
         let msg = e.to_string();
         assert!(msg.contains("live file standard/x.parquet") && msg.contains("vehicle 1 trip 10 act_time 100 after vehicle 2"), "{msg}");
     }

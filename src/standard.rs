@@ -660,7 +660,7 @@ struct DateOut {
 }
 
 /// Merges one service date: its live files, spilled runs and in-memory batches → new files.
-fn merge_date_files(date: NaiveDate, live: Vec<(String, Bytes)>, runs: Vec<std::path::PathBuf>, batches: Vec<RecordBatch>, file_rows: usize, props: WriterProperties) -> Result<DateOut, StandardError> {
+fn merge_date_files(date: NaiveDate, live: Vec<(String, Bytes)>, runs: Vec<std::path::PathBuf>, batches: Vec<RecordBatch>, file_rows: usize, props: WriterProperties, share: &columnar::CoreShare) -> Result<DateOut, StandardError> {
     let mut sources = Vec::with_capacity(live.len() + runs.len() + 1);
     for (path, bytes) in live {
         sources.push(live_source(path, bytes)?);
@@ -671,7 +671,7 @@ fn merge_date_files(date: NaiveDate, live: Vec<(String, Bytes)>, runs: Vec<std::
     if !batches.is_empty() {
         sources.push(columnar::Source::memory(format!("new rows of {date}"), batches)?);
     }
-    let m = columnar::merge_write(sources, date, file_rows, 64 * 1024, &props)?;
+    let m = columnar::merge_write(sources, date, file_rows, 64 * 1024, &props, share)?;
     Ok(DateOut { date, files: m.files, dups: m.dups, new_rows: m.new_rows, new_backwards: m.new_backwards })
 }
 
@@ -825,8 +825,9 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         })
         .collect();
     let (file_rows, props) = (cfg.file_rows, writer_props(cfg.zstd_level, cfg.row_group_rows, true));
+    let share = columnar::CoreShare::new(crate::parallelism());
     let mut merged = futures::stream::iter(jobs.into_iter().map(|(date, batches, runs, live)| {
-        let props = props.clone();
+        let (props, share) = (props.clone(), share.clone());
         async move {
             let mut live_bytes = Vec::new();
             for path in live {
@@ -834,7 +835,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 live_bytes.push((path, bytes));
             }
             let merged = tokio::task::spawn_blocking(move || {
-                let out = merge_date_files(date, live_bytes, runs, batches, file_rows, props);
+                let out = merge_date_files(date, live_bytes, runs, batches, file_rows, props, &share);
                 crate::release_free_memory();
                 out
             });
