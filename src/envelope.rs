@@ -227,6 +227,11 @@ static OPENSSL_KEYS: std::sync::Mutex<Vec<(rsa::BigUint, openssl::pkey::PKey<ope
 /// cannot take the key, the `rsa` crate does the same operation.
 fn unwrap_key(private_key: &RsaPrivateKey, wrapped: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
     use rsa::traits::PublicKeyParts;
+    // A wrapped key is exactly as long as the modulus. OpenSSL would read a shorter one as
+    // left-padded with zeros (so a cut first byte that happened to be 0 still unwrapped).
+    if wrapped.len() != private_key.size() {
+        return Err(EnvelopeError::Unwrap);
+    }
     let n = private_key.n();
     let pkey = {
         let mut keys = OPENSSL_KEYS.lock().map_err(|_| EnvelopeError::Unwrap)?;
@@ -565,6 +570,15 @@ mod tests {
         bad[10] ^= 1;
         assert!(matches!(unwrap_key(&private, &bad), Err(EnvelopeError::Unwrap)));
         assert!(matches!(unwrap_key(&private, &wrapped[1..]), Err(EnvelopeError::Unwrap)));
+        // A wrapping that starts with a zero byte means the same number without it: still refused
+        // (it has to be as long as the modulus), and so is one a byte too long.
+        let zero_led = (0..20_000)
+            .map(|_| public.encrypt(&mut rand::thread_rng(), Oaep::new::<sha2::Sha256>(), &key).unwrap())
+            .find(|w| w[0] == 0)
+            .expect("about one wrapping in 200 starts with a zero byte");
+        assert_eq!(unwrap_key(&private, &zero_led).unwrap(), key);
+        assert!(matches!(unwrap_key(&private, &zero_led[1..]), Err(EnvelopeError::Unwrap)), "one byte short");
+        assert!(matches!(unwrap_key(&private, &[&[0u8][..], &wrapped].concat()), Err(EnvelopeError::Unwrap)), "one byte long");
         // PKCS#1 v1.5 padding is not OAEP: refused.
         let v15 = public.encrypt(&mut rand::thread_rng(), rsa::Pkcs1v15Encrypt, &key).unwrap();
         assert!(matches!(unwrap_key(&private, &v15), Err(EnvelopeError::Unwrap)));
