@@ -269,6 +269,146 @@ impl Drop for ScratchReader {
     }
 }
 
+/// Message buffers kept for reuse by [`IpcBatches`]: a merge holds one batch per run, and a
+/// batch's buffer comes back here when the merge lets go of its last column.
+static MESSAGES: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Message buffers kept (about 1.1 MiB each at 16 Ki rows).
+const MESSAGES_MAX: usize = 48;
+/// Bounds on one message read by [`IpcBatches`] (a spilled batch is about 1 MiB): a length
+/// beyond them is a corrupt file, not an allocation to attempt.
+const MAX_META: usize = 16 << 20;
+const MAX_BODY: usize = 1 << 30;
+
+/// A message buffer on loan to Arrow arrays; back to [`MESSAGES`] when the last one is dropped.
+struct Loaned(Vec<u8>);
+
+impl Drop for Loaned {
+    fn drop(&mut self) {
+        if let Ok(mut p) = MESSAGES.lock() {
+            if p.len() < MESSAGES_MAX {
+                p.push(std::mem::take(&mut self.0));
+            }
+        }
+    }
+}
+
+/// A buffer of `n` initialised bytes from the pool (or new): the one that needs the least growth.
+fn take_message(n: usize) -> Vec<u8> {
+    let mut v = MESSAGES
+        .lock()
+        .ok()
+        .and_then(|mut p| {
+            let i = p.iter().position(|v| v.len() >= n).or_else(|| p.len().checked_sub(1))?;
+            Some(p.swap_remove(i))
+        })
+        .unwrap_or_default();
+    if v.len() < n {
+        // Only the growth is zeroed; a reused buffer's bytes are overwritten by the read.
+        v.resize(n, 0);
+    }
+    v
+}
+
+/// Frees the pooled message buffers (call when no spill will be read for a while).
+pub fn release_messages() {
+    if let Ok(mut p) = MESSAGES.lock() {
+        p.clear();
+    }
+}
+
+/// The record batches of an Arrow IPC stream in a scratch file, decoded without copying: each
+/// message is read whole into a pooled buffer that the batch's columns then point into.
+///
+/// Arrow's `StreamReader` reads every message body into a freshly allocated, zeroed buffer;
+/// a merge reads 0.5 GB of spilled runs per 5M rows, and those fresh pages (handed back to
+/// the system between dates) were a quarter of the page faults of `etl standard`.
+pub struct IpcBatches {
+    file: ScratchReader,
+    decoder: arrow::ipc::reader::StreamDecoder,
+    meta: Vec<u8>,
+    done: bool,
+}
+
+impl IpcBatches {
+    /// Opens the IPC stream file at `path`.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Ok(Self::new(ScratchReader::open(path)?))
+    }
+
+    fn new(file: ScratchReader) -> Self {
+        Self { file, decoder: arrow::ipc::reader::StreamDecoder::new(), meta: Vec::new(), done: false }
+    }
+
+    /// The next message as one buffer (its framing, metadata and body), or `None` at the end.
+    fn message(&mut self) -> Result<Option<arrow::buffer::Buffer>, arrow::error::ArrowError> {
+        use arrow::error::ArrowError;
+        let eof = |e: io::Error| ArrowError::IoError(format!("reading an IPC message: {e}"), e);
+        let mut word = [0u8; 4];
+        // Every stream etl writes ends with the end-of-stream marker: a file that stops
+        // before it was cut short.
+        if self.file.read(&mut word[..1]).map_err(eof)? == 0 {
+            return Err(ArrowError::IpcError("the stream ends without its end-of-stream marker (a truncated file)".into()));
+        }
+        self.file.read_exact(&mut word[1..]).map_err(eof)?;
+        let mut prefix = word.to_vec();
+        if word == [0xff; 4] {
+            self.file.read_exact(&mut word).map_err(eof)?;
+            prefix.extend_from_slice(&word);
+        }
+        let meta_len = u32::from_le_bytes(word) as usize;
+        if meta_len == 0 {
+            return Ok(None);
+        }
+        if meta_len > MAX_META {
+            return Err(ArrowError::IpcError(format!("an IPC message with {meta_len} bytes of metadata (corrupt?)")));
+        }
+        self.meta.resize(meta_len, 0);
+        self.file.read_exact(&mut self.meta).map_err(eof)?;
+        let body_len = arrow::ipc::root_as_message(&self.meta)
+            .map_err(|e| ArrowError::IpcError(format!("an IPC message that is not one: {e}")))?
+            .bodyLength();
+        let body_len = usize::try_from(body_len).ok().filter(|&n| n <= MAX_BODY).ok_or_else(|| ArrowError::IpcError(format!("an IPC message body of {body_len} bytes (corrupt?)")))?;
+        let total = prefix.len() + meta_len + body_len;
+        let mut buf = take_message(total);
+        buf[..prefix.len()].copy_from_slice(&prefix);
+        buf[prefix.len()..prefix.len() + meta_len].copy_from_slice(&self.meta);
+        self.file.read_exact(&mut buf[prefix.len() + meta_len..total]).map_err(eof)?;
+        let ptr = std::ptr::NonNull::new(buf.as_mut_ptr()).expect("a Vec's pointer is never null");
+        // SAFETY: `ptr` points at `total` initialised bytes owned by the `Vec` inside the
+        // owner; moving a `Vec` does not move its heap buffer, and the owner keeps it alive
+        // and unchanged until the last `Buffer` pointing into it is dropped.
+        Ok(Some(unsafe { arrow::buffer::Buffer::from_custom_allocation(ptr, total, std::sync::Arc::new(Loaned(buf))) }))
+    }
+}
+
+impl Iterator for IpcBatches {
+    type Item = Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            match self.message() {
+                Ok(Some(mut m)) => match self.decoder.decode(&mut m) {
+                    Ok(Some(b)) => return Some(Ok(b)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                },
+                Ok(None) => {
+                    self.done = true;
+                    return self.decoder.finish().err().map(Err);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +436,68 @@ mod tests {
                 assert!(back == want, "{n} bytes, direct {direct}: came back different ({} bytes)", back.len());
             }
         }
+    }
+
+    fn batches() -> Vec<arrow::record_batch::RecordBatch> {
+        use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+        let mk = |n: usize, seed: i64| {
+            let ids: ArrayRef = std::sync::Arc::new(Int64Array::from_iter((0..n as i64).map(|i| (i % 7 != 3).then_some(i * seed))));
+            let xs: ArrayRef = std::sync::Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64 / (seed as f64 + 0.5))));
+            let names: ArrayRef = std::sync::Arc::new(StringArray::from_iter((0..n).map(|i| (i % 5 != 0).then(|| format!("v{}-{seed}", i * 31)))));
+            arrow::record_batch::RecordBatch::try_from_iter_with_nullable([("id", ids, true), ("x", xs, false), ("name", names, true)]).unwrap()
+        };
+        // Sizes around a read-ahead block, an empty batch, a small one and a sliced one.
+        vec![mk(40_000, 3), mk(0, 4), mk(17, 5), mk(100_000, 6).slice(12_345, 50_000), mk(3, 7)]
+    }
+
+    fn write_stream(path: &Path, direct: bool, batches: &[arrow::record_batch::RecordBatch]) -> u64 {
+        let w = ScratchWriter::create_with(path, direct).unwrap();
+        let mut s = arrow::ipc::writer::StreamWriter::try_new(w, &batches[0].schema()).unwrap();
+        for b in batches {
+            s.write(b).unwrap();
+        }
+        s.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn ipc_batches_read_back_what_a_stream_writer_wrote_with_buffers_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = batches();
+        for direct in [true, false] {
+            let path = dir.path().join(format!("s-{direct}.arrows"));
+            write_stream(&path, direct, &want);
+            // The first read's batches stay alive while the second read reuses what the pool
+            // got back from the batches dropped in between: neither may see the other's bytes.
+            let first: Vec<_> = IpcBatches::open(&path).unwrap().collect::<Result<_, _>>().unwrap();
+            let mut again = Vec::new();
+            for b in IpcBatches::open(&path).unwrap() {
+                again.push(b.unwrap());
+                let _dropped: Vec<_> = IpcBatches::open(&path).unwrap().take(2).collect();
+            }
+            assert_eq!(first, want, "direct {direct}");
+            assert_eq!(again, want, "direct {direct}, buffers reused");
+        }
+    }
+
+    #[test]
+    fn a_cut_ipc_stream_is_an_error_not_a_short_read_or_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("whole.arrows");
+        let n = write_stream(&path, false, &batches()) as usize;
+        let whole = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.arrows");
+        for len in [0, 3, 4, 8, 100, n / 3, n / 2, n - 9, n - 8, n - 4, n - 1] {
+            std::fs::write(&cut, &whole[..len]).unwrap();
+            let r: Result<Vec<_>, _> = IpcBatches::open(&cut).unwrap().collect();
+            let e = r.expect_err(&format!("a stream cut to {len} of {n} bytes"));
+            assert!(matches!(e, arrow::error::ArrowError::IpcError(_) | arrow::error::ArrowError::IoError(..)), "cut to {len}: {e}");
+        }
+        // Garbage where a message length should be.
+        let mut bad = whole.clone();
+        bad[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&cut, &bad).unwrap();
+        let e = IpcBatches::open(&cut).unwrap().next().unwrap().expect_err("a corrupt length");
+        assert!(e.to_string().contains("corrupt"), "{e}");
     }
 
     #[test]

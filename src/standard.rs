@@ -598,8 +598,7 @@ fn spill_source(path: &std::path::Path) -> Result<columnar::Source, StandardErro
 /// once open.
 fn read_spill(path: &std::path::Path) -> Result<(String, impl Iterator<Item = Result<RecordBatch, StandardError>> + Send + 'static), StandardError> {
     let what = format!("spill file {}", path.display());
-    let file = crate::scratch::ScratchReader::open(path).map_err(|e| pq_err(&what, e))?;
-    let r = arrow::ipc::reader::StreamReader::try_new(file, None).map_err(|e| pq_err(&what, e))?;
+    let r = crate::scratch::IpcBatches::open(path).map_err(|e| pq_err(&what, e))?;
     let _ = std::fs::remove_file(path);
     let w = what.clone();
     let mut nulls = Vec::new();
@@ -866,6 +865,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     // The merges' in-memory runs sorted with the kept key space: free it too.
     columnar::release_spare();
     crate::scratch::release_blocks();
+    crate::scratch::release_messages();
     outs.sort_by_key(|o| o.date);
     for out in outs {
         // meters_backwards depends on neighbours, so it is counted after the merge (new rows only).
