@@ -274,6 +274,9 @@ impl Drop for ScratchReader {
 static MESSAGES: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 /// Message buffers kept (about 1.1 MiB each at 16 Ki rows).
 const MESSAGES_MAX: usize = 48;
+/// Messages smaller than this (the schema, a run's short last batch) are not pooled: growing
+/// a small pooled buffer to a batch's size would cost what the pool saves.
+const MESSAGE_MIN: usize = 256 * 1024;
 /// Bounds on one message read by [`IpcBatches`] (a spilled batch is about 1 MiB): a length
 /// beyond them is a corrupt file, not an allocation to attempt.
 const MAX_META: usize = 16 << 20;
@@ -284,6 +287,9 @@ struct Loaned(Vec<u8>);
 
 impl Drop for Loaned {
     fn drop(&mut self) {
+        if self.0.len() < MESSAGE_MIN {
+            return;
+        }
         if let Ok(mut p) = MESSAGES.lock() {
             if p.len() < MESSAGES_MAX {
                 p.push(std::mem::take(&mut self.0));
@@ -292,21 +298,13 @@ impl Drop for Loaned {
     }
 }
 
-/// A buffer of `n` initialised bytes from the pool (or new): the one that needs the least growth.
+/// A buffer of `n` initialised bytes: a pooled one at least that long, else a new one.
 fn take_message(n: usize) -> Vec<u8> {
-    let mut v = MESSAGES
-        .lock()
-        .ok()
-        .and_then(|mut p| {
-            let i = p.iter().position(|v| v.len() >= n).or_else(|| p.len().checked_sub(1))?;
-            Some(p.swap_remove(i))
-        })
-        .unwrap_or_default();
-    if v.len() < n {
-        // Only the growth is zeroed; a reused buffer's bytes are overwritten by the read.
-        v.resize(n, 0);
-    }
-    v
+    let pooled = (n >= MESSAGE_MIN)
+        .then(|| MESSAGES.lock().ok())
+        .flatten()
+        .and_then(|mut p| p.iter().position(|v| v.len() >= n).map(|i| p.swap_remove(i)));
+    pooled.unwrap_or_else(|| vec![0; n])
 }
 
 /// Frees the pooled message buffers (call when no spill will be read for a while).
