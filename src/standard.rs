@@ -587,6 +587,23 @@ async fn spill_done(s: Spilling, spilled: &mut BTreeMap<NaiveDate, Vec<std::path
     Ok(())
 }
 
+/// The last spill of a run, awaited by each of its dates' merges.
+type LastSpill = futures::future::Shared<futures::future::BoxFuture<'static, Arc<Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError>>>>;
+
+fn last_spill(s: Spilling) -> LastSpill {
+    use futures::FutureExt;
+    async move { Arc::new(s.await.map_err(|e| pq_err("spill", e)).and_then(|r| r)) }.boxed().shared()
+}
+
+/// The files of `date` in a finished spill (or its error, again).
+fn spilled_files(spill: &Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError>, date: NaiveDate) -> Result<Vec<std::path::PathBuf>, StandardError> {
+    match spill {
+        Ok(files) => Ok(files.iter().filter(|(d, _)| *d == date).map(|(_, p)| p.clone()).collect()),
+        Err(StandardError::Parquet { what, reason }) => Err(StandardError::Parquet { what: what.clone(), reason: reason.clone() }),
+        Err(e) => Err(pq_err("spill", e)),
+    }
+}
+
 /// A spilled run, read one batch at a time (the file is unlinked at once: its space is freed
 /// when the merge drops it).
 fn spill_source(path: &std::path::Path) -> Result<columnar::Source, StandardError> {
@@ -727,7 +744,8 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     let mut spilled: BTreeMap<NaiveDate, Vec<std::path::PathBuf>> = BTreeMap::new();
     let mut chunk_rows = 0usize;
     let mut chunk_no = 0usize;
-    let mut spilling: Option<Spilling> = None;
+    // The spill being written, with the service dates it holds.
+    let mut spilling: Option<(Spilling, std::collections::BTreeSet<NaiveDate>)> = None;
     let mut rejects: Vec<RejectRow> = Vec::new();
     let mut consumed_now: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new(); // records, rows, rejects
     let mut stream = futures::stream::iter(pending.iter().map(|k| {
@@ -773,10 +791,11 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 rejects.extend(conv.rejects);
                 if chunk_rows >= cfg.chunk_rows.max(1) {
                     // One spill at a time: the chunk before this one must be on disk first.
-                    if let Some(s) = spilling.take() {
+                    if let Some((s, _)) = spilling.take() {
                         spill_done(s, &mut spilled).await?;
                     }
-                    spilling = Some(spill_start(&spill_dir, chunk_no, std::mem::take(&mut by_date))?);
+                    let spill_dates = by_date.keys().copied().collect();
+                    spilling = Some((spill_start(&spill_dir, chunk_no, std::mem::take(&mut by_date))?, spill_dates));
                     chunk_rows = 0;
                     chunk_no += 1;
                 }
@@ -792,9 +811,12 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         }
     }
     drop(stream);
-    if let Some(s) = spilling.take() {
-        spill_done(s, &mut spilled).await?;
-    }
+    // The last spill may still be being written: the dates it holds wait for it (`last_spill`),
+    // the others start merging meanwhile, so no core idles while it finishes.
+    let (last_spill, last_spill_dates) = match spilling.take() {
+        Some((s, dates)) => (Some(last_spill(s)), dates),
+        None => (None, std::collections::BTreeSet::new()),
+    };
     crate::envelope::release_buffers();
     columnar::release_spare();
     tracing::debug!(objects = report.raw_objects, spills = chunk_no, elapsed_s = started.elapsed().as_secs_f64(), "raw objects parsed");
@@ -813,21 +835,27 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     let mut staged: BTreeMap<String, String> = BTreeMap::new();
     let mut dates: std::collections::BTreeSet<NaiveDate> = by_date.keys().copied().collect();
     dates.extend(spilled.keys().copied());
+    dates.extend(last_spill_dates.iter().copied());
     let touched: std::collections::BTreeSet<String> = dates.iter().map(|d| format!("service_date={d}")).collect();
     let mut kept_bc: Vec<DataFile> = live_bc.iter().filter(|f| !touched.contains(&f.partition)).cloned().collect();
-    let jobs: Vec<(NaiveDate, Vec<RecordBatch>, Vec<std::path::PathBuf>, Vec<String>)> = dates
+    let jobs: Vec<(NaiveDate, Vec<RecordBatch>, Vec<std::path::PathBuf>, Vec<String>, Option<LastSpill>)> = dates
         .iter()
         .map(|d| {
             let part = format!("service_date={d}");
             let live: Vec<String> = live_bc.iter().filter(|f| f.partition == part).map(|f| f.path.clone()).collect();
-            (*d, by_date.remove(d).unwrap_or_default(), spilled.remove(d).unwrap_or_default(), live)
+            let wait = last_spill.clone().filter(|_| last_spill_dates.contains(d));
+            (*d, by_date.remove(d).unwrap_or_default(), spilled.remove(d).unwrap_or_default(), live, wait)
         })
         .collect();
     let (file_rows, props) = (cfg.file_rows, writer_props(cfg.zstd_level, cfg.row_group_rows, true));
     let share = columnar::CoreShare::new(crate::parallelism());
-    let mut merged = futures::stream::iter(jobs.into_iter().map(|(date, batches, runs, live)| {
+    let mut merged = futures::stream::iter(jobs.into_iter().map(|(date, batches, mut runs, live, wait)| {
         let (props, share) = (props.clone(), share.clone());
         async move {
+            if let Some(w) = wait {
+                // After the date's earlier runs, as if it had been waited for before merging.
+                runs.extend(spilled_files(&*w.await, date)?);
+            }
             let mut live_bytes = Vec::new();
             for path in live {
                 let bytes = lake.get(&path).await?;
@@ -862,6 +890,10 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         outs.push(DateOut { date, files: Vec::new(), dups, new_rows, new_backwards });
     }
     drop(merged);
+    if let Some(w) = last_spill {
+        // Every date of the last spill waited for it above; this only surfaces an error.
+        spilled_files(&*w.await, NaiveDate::MIN)?;
+    }
     // The merges' in-memory runs sorted with the kept key space: free it too.
     columnar::release_spare();
     crate::scratch::release_blocks();
