@@ -1,9 +1,11 @@
 //! Scratch files (the spilled runs of `etl standard`), written and read around the page cache.
 //!
 //! ```text
-//!   ScratchWriter ── 512 KiB aligned blocks ──► file (O_DIRECT) ──► read-ahead thread ──► ScratchReader
-//!        ▲  (Write)                                                 (2 blocks ahead)         │ (Read)
-//!        └────────────── blocks reused from a small pool ◄──────────────────────────────────┘
+//!   ScratchWriter ── 512 KiB aligned blocks ──► write-behind thread ──► file (O_DIRECT)
+//!        ▲  (Write)                             (2 blocks queued)          │
+//!        │                                                   read-ahead thread ──► ScratchReader
+//!        │                                                   (2 blocks ahead)          │ (Read)
+//!        └────────────── blocks reused from a small pool ◄─────────────────────────────┘
 //! ```
 //!
 //! A spilled run is written once and read once soon after, so caching it helps nothing, and
@@ -93,12 +95,21 @@ fn open(opts: &OpenOptions, path: &Path, direct: bool) -> io::Result<File> {
     opts.open(path)
 }
 
-/// Writes a scratch file in aligned blocks; [`ScratchWriter::finish`] completes it.
+/// Writes a scratch file in aligned blocks; [`ScratchWriter::finish`] completes it. A thread
+/// writes the filled blocks (up to [`AHEAD`] queued), so the caller goes on encoding while the
+/// disk works: a spill used to wait ≈ 0.5–2 ms per 512 KiB block, and parsing waited for the
+/// spill (0.3 s of a 2.3 s parse phase at 5M records).
 pub struct ScratchWriter {
-    file: File,
+    /// Filled blocks (and how many of their bytes) to the writing thread; `None` once finished.
+    tx: Option<mpsc::SyncSender<(Block, usize)>>,
+    /// Written blocks back from the thread, for reuse.
+    spent: mpsc::Receiver<Block>,
+    /// The writing thread; it hands the file back when the channel closes.
+    thread: Option<std::thread::JoinHandle<io::Result<File>>>,
     block: Option<Block>,
     /// Bytes of `block` filled.
     filled: usize,
+    /// Bytes handed to the thread.
     written: u64,
 }
 
@@ -109,38 +120,80 @@ impl ScratchWriter {
     }
 
     fn create_with(path: &Path, direct: bool) -> io::Result<Self> {
-        let file = open(OpenOptions::new().write(true).create(true).truncate(true), path, direct)?;
-        Ok(Self { file, block: Some(take_block()), filled: 0, written: 0 })
+        let mut file = open(OpenOptions::new().write(true).create(true).truncate(true), path, direct)?;
+        let (tx, rx) = mpsc::sync_channel::<(Block, usize)>(AHEAD);
+        let (back, spent) = mpsc::channel();
+        let thread = std::thread::Builder::new().name("etl-scratch-write".into()).spawn(move || {
+            for (b, len) in rx {
+                let r = file.write_all(&b.bytes()[..len]);
+                if let Err(mpsc::SendError(b)) = back.send(b) {
+                    give_block(b);
+                }
+                r?;
+            }
+            Ok(file)
+        })?;
+        Ok(Self { tx: Some(tx), spent, thread: Some(thread), block: Some(take_block()), filled: 0, written: 0 })
     }
 
+    /// Hands the current block's first `len` bytes to the writing thread and takes an empty one.
     fn write_block(&mut self, len: usize) -> io::Result<()> {
-        let b = self.block.as_ref().expect("block held until finish");
-        self.file.write_all(&b.bytes()[..len])?;
+        let Some(b) = self.block.take() else { return Err(failed()) };
+        let Some(tx) = self.tx.as_ref() else {
+            give_block(b);
+            return Err(failed());
+        };
+        if let Err(mpsc::SendError((b, _))) = tx.send((b, len)) {
+            // The thread stopped: it failed a write; its error is the answer.
+            give_block(b);
+            return Err(self.stop().err().unwrap_or_else(failed));
+        }
         self.written += len as u64;
+        self.block = Some(self.spent.try_recv().unwrap_or_else(|_| take_block()));
         Ok(())
+    }
+
+    /// Closes the channel and waits for the thread: the file, or the thread's write error.
+    fn stop(&mut self) -> io::Result<File> {
+        self.tx = None;
+        let t = self.thread.take().ok_or_else(failed)?;
+        let r = t.join().map_err(|_| io::Error::other("scratch writer thread panicked"))?;
+        while let Ok(b) = self.spent.try_recv() {
+            give_block(b);
+        }
+        r
     }
 
     /// Writes what is left (the last block padded to the alignment, then the file cut back to
     /// its true length) and returns the file's length.
     pub fn finish(mut self) -> io::Result<u64> {
         let total = self.written + self.filled as u64;
-        if self.filled > 0 {
+        let pad = self.filled > 0;
+        if pad {
             let padded = self.filled.next_multiple_of(ALIGN);
             let filled = self.filled;
-            self.block.as_mut().expect("block held until finish").bytes_mut()[filled..padded].fill(0);
+            self.block.as_mut().ok_or_else(failed)?.bytes_mut()[filled..padded].fill(0);
             self.write_block(padded)?;
             self.filled = 0;
-            self.file.set_len(total)?;
+        }
+        let file = self.stop()?;
+        if pad {
+            file.set_len(total)?;
         }
         Ok(total)
     }
+}
+
+/// The error of a writer used after a failed write.
+fn failed() -> io::Error {
+    io::Error::other("the scratch file's writer failed earlier")
 }
 
 impl Write for ScratchWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let filled = self.filled;
         let n = buf.len().min(BLOCK - filled);
-        self.block.as_mut().expect("block held until finish").bytes_mut()[filled..filled + n].copy_from_slice(&buf[..n]);
+        self.block.as_mut().ok_or_else(failed)?.bytes_mut()[filled..filled + n].copy_from_slice(&buf[..n]);
         self.filled += n;
         if self.filled == BLOCK {
             self.write_block(BLOCK)?;
@@ -160,6 +213,10 @@ impl Drop for ScratchWriter {
     fn drop(&mut self) {
         if let Some(b) = self.block.take() {
             give_block(b);
+        }
+        // Not finished (an error on the way): let the thread write what it has and end.
+        if self.thread.is_some() {
+            let _ = self.stop();
         }
     }
 }
@@ -496,6 +553,20 @@ mod tests {
         std::fs::write(&cut, &bad).unwrap();
         let e = IpcBatches::open(&cut).unwrap().next().unwrap().expect_err("a corrupt length");
         assert!(e.to_string().contains("corrupt"), "{e}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_write_is_an_error_from_write_or_finish_not_a_panic() {
+        // /dev/full refuses every write with ENOSPC (and direct I/O: buffered here).
+        let mut w = ScratchWriter::create_with(Path::new("/dev/full"), false).unwrap();
+        let data = data(BLOCK + 100);
+        let e = (0..8).try_for_each(|_| w.write_all(&data)).err().or_else(|| w.finish().err()).expect("a write to a full device fails");
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        // Nothing more is written after the failure, and asking again does not panic.
+        let mut w = ScratchWriter::create_with(Path::new("/dev/full"), false).unwrap();
+        let _ = (0..8).try_for_each(|_| w.write_all(&data));
+        assert!(w.write_all(&data).and_then(|_| w.write_all(&data)).is_err());
     }
 
     #[test]

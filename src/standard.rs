@@ -758,6 +758,8 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     let mut spilled: BTreeMap<NaiveDate, Vec<std::path::PathBuf>> = BTreeMap::new();
     let mut chunk_rows = 0usize;
     let mut chunk_no = 0usize;
+    // Time parsing stood still waiting for the previous spill (debug log).
+    let mut spill_wait = std::time::Duration::ZERO;
     // The spill being written, with the service dates it holds.
     let mut spilling: Option<(Spilling, std::collections::BTreeSet<NaiveDate>)> = None;
     let mut rejects: Vec<RejectRow> = Vec::new();
@@ -806,7 +808,9 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
                 if chunk_rows >= cfg.chunk_rows.max(1) {
                     // One spill at a time: the chunk before this one must be on disk first.
                     if let Some((s, _)) = spilling.take() {
+                        let t = Instant::now();
                         spill_done(s, &mut spilled).await?;
+                        spill_wait += t.elapsed();
                     }
                     let spill_dates = by_date.keys().copied().collect();
                     spilling = Some((spill_start(&spill_dir, chunk_no, std::mem::take(&mut by_date))?, spill_dates));
@@ -833,7 +837,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     };
     crate::envelope::release_buffers();
     columnar::release_spare();
-    tracing::debug!(objects = report.raw_objects, spills = chunk_no, elapsed_s = started.elapsed().as_secs_f64(), "raw objects parsed");
+    tracing::debug!(objects = report.raw_objects, spills = chunk_no, spill_wait_s = spill_wait.as_secs_f64(), elapsed_s = started.elapsed().as_secs_f64(), "raw objects parsed");
     report.records_in = consumed_now.values().map(|c| c.0).sum();
     if consumed_now.is_empty() {
         report.duration_s = started.elapsed().as_secs_f64();
