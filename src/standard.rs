@@ -590,8 +590,39 @@ async fn spill_done(s: Spilling, spilled: &mut BTreeMap<NaiveDate, Vec<std::path
 /// New files being uploaded at most at once (each a few MB to `--file-rows` rows).
 const UPLOADS_IN_FLIGHT: usize = 4;
 
-/// Uploads of a run's new files; those still running when the run fails are aborted.
-struct Uploads(Vec<tokio::task::JoinHandle<Result<(), LakeError>>>);
+/// Uploads of a run's new files, oldest first; those still running when the run fails are
+/// aborted.
+struct Uploads(std::collections::VecDeque<tokio::task::JoinHandle<Result<(), LakeError>>>);
+
+impl Uploads {
+    /// Starts writing `bytes` at `key`, first waiting for the oldest upload when
+    /// [`UPLOADS_IN_FLIGHT`] are running (with a slow store, finished dates' bytes would
+    /// otherwise pile up).
+    async fn start(&mut self, lake: &Lake, key: String, bytes: Bytes) -> Result<(), StandardError> {
+        if self.0.len() >= UPLOADS_IN_FLIGHT {
+            self.wait_oldest().await?;
+        }
+        let lake = lake.clone();
+        self.0.push_back(tokio::spawn(async move { lake.put_create(&key, bytes).await.map(|_| ()) }));
+        Ok(())
+    }
+
+    /// Waits for the oldest upload, if any.
+    async fn wait_oldest(&mut self) -> Result<(), StandardError> {
+        match self.0.pop_front() {
+            Some(u) => Ok(u.await.map_err(|e| pq_err("upload", e))??),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every upload (the rest are aborted if one fails).
+    async fn finish(&mut self) -> Result<(), StandardError> {
+        while !self.0.is_empty() {
+            self.wait_oldest().await?;
+        }
+        Ok(())
+    }
+}
 
 impl Drop for Uploads {
     fn drop(&mut self) {
@@ -609,10 +640,10 @@ fn last_spill(s: Spilling) -> LastSpill {
     async move { Arc::new(s.await.map_err(|e| pq_err("spill", e)).and_then(|r| r)) }.boxed().shared()
 }
 
-/// The files of `date` in a finished spill (or its error, again).
-fn spilled_files(spill: &Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError>, date: NaiveDate) -> Result<Vec<std::path::PathBuf>, StandardError> {
+/// The files of a finished spill, or its error (again: every date of the spill asks).
+fn spill_outcome(spill: &Result<Vec<(NaiveDate, std::path::PathBuf)>, StandardError>) -> Result<&[(NaiveDate, std::path::PathBuf)], StandardError> {
     match spill {
-        Ok(files) => Ok(files.iter().filter(|(d, _)| *d == date).map(|(_, p)| p.clone()).collect()),
+        Ok(files) => Ok(files),
         Err(StandardError::Parquet { what, reason }) => Err(StandardError::Parquet { what: what.clone(), reason: reason.clone() }),
         Err(e) => Err(pq_err("spill", e)),
     }
@@ -856,7 +887,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     dates.extend(last_spill_dates.iter().copied());
     let touched: std::collections::BTreeSet<String> = dates.iter().map(|d| format!("service_date={d}")).collect();
     let mut kept_bc: Vec<DataFile> = live_bc.iter().filter(|f| !touched.contains(&f.partition)).cloned().collect();
-    let jobs: Vec<(NaiveDate, Vec<RecordBatch>, Vec<std::path::PathBuf>, Vec<String>, Option<LastSpill>)> = dates
+    let jobs: Vec<_> = dates
         .iter()
         .map(|d| {
             let part = format!("service_date={d}");
@@ -872,7 +903,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         async move {
             if let Some(w) = wait {
                 // After the date's earlier runs, as if it had been waited for before merging.
-                runs.extend(spilled_files(&*w.await, date)?);
+                runs.extend(spill_outcome(&*w.await)?.iter().filter(|(d, _)| *d == date).map(|(_, p)| p.clone()));
             }
             let mut live_bytes = Vec::new();
             for path in live {
@@ -891,7 +922,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
     let mut outs: Vec<DateOut> = Vec::new();
     // Files are uploaded by tasks of their own: writing one (≈ 0.1 s of kernel time for 10 MB
     // on a local lake) held up the loop that starts the next date's merge, and a core idled.
-    let mut uploads = Uploads(Vec::new());
+    let mut uploads = Uploads(std::collections::VecDeque::new());
     while let Some(r) = merged.next().await {
         let DateOut { date, files, dups, new_rows, new_backwards } = r?;
         tracing::debug!(%date, new_rows, elapsed_s = started.elapsed().as_secs_f64(), "service date merged");
@@ -902,13 +933,7 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
             let final_key = format!("standard/breadcrumbs/{part}/{name}");
             let staged_key = format!("{staging}/breadcrumbs/{part}/{name}");
             let size = bytes.len() as u64;
-            // Bounded: with a slow store, finished dates' bytes would otherwise pile up.
-            if uploads.0.len() >= UPLOADS_IN_FLIGHT {
-                let first = uploads.0.remove(0);
-                first.await.map_err(|e| pq_err("upload", e))??;
-            }
-            let (lake, key) = (lake.clone(), staged_key.clone());
-            uploads.0.push(tokio::spawn(async move { lake.put_create(&key, Bytes::from(bytes)).await.map(|_| ()) }));
+            uploads.start(lake, staged_key.clone(), Bytes::from(bytes)).await?;
             report.bytes_out += size;
             report.files_written += 1;
             new_bc.push(DataFile { path: final_key.clone(), partition: part.clone(), rows: rows_in_file, bytes: size });
@@ -917,12 +942,10 @@ async fn run_once(cfg: &StandardConfig, lake: &Lake) -> Result<StandardReport, S
         outs.push(DateOut { date, files: Vec::new(), dups, new_rows, new_backwards });
     }
     drop(merged);
-    for u in std::mem::take(&mut uploads.0) {
-        u.await.map_err(|e| pq_err("upload", e))??;
-    }
+    uploads.finish().await?;
     if let Some(w) = last_spill {
         // Every date of the last spill waited for it above; this only surfaces an error.
-        spilled_files(&*w.await, NaiveDate::MIN)?;
+        spill_outcome(&*w.await)?;
     }
     // The merges' in-memory runs sorted with the kept key space: free it too.
     columnar::release_spare();
