@@ -9,7 +9,9 @@
 //! - a message that is one headerless CSV line of TriMet's export, 10 or 14 fields in its column
 //!   order (`csv`);
 //! - OPD_DATE as `12DEC2022:00:00:00`, `14-SEP-20`, `14-SEP-2020`, `2022-12-12` (+ time);
-//! - ACT_TIME in seconds after midnight of the service day, possibly ≥ 86400 after midnight.
+//! - ACT_TIME in seconds after midnight of the service day, possibly ≥ 86400 after midnight;
+//! - a message that is a JSON array of records (producers that batch readings, possibly
+//!   compressed): each element is a record of its own ([`parse_records`] → [`Message::Batch`]).
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::America::Los_Angeles;
@@ -23,7 +25,7 @@ pub mod rules {
     pub const EMPTY: &str = "empty_message";
     /// Hard rule: not JSON (or not UTF-8).
     pub const INVALID_JSON: &str = "invalid_json";
-    /// Hard rule: JSON, but not a breadcrumb object (array, scalar, other schema).
+    /// Hard rule: JSON, but not a breadcrumb object (a scalar, an array inside an array, another schema).
     pub const NOT_A_BREADCRUMB: &str = "not_a_breadcrumb";
     /// Hard rule: no EVENT_NO_TRIP.
     pub const MISSING_TRIP: &str = "missing_trip_id";
@@ -182,6 +184,8 @@ pub const ENCODINGS: [&str; 64] = [
 
 /// Bit of [`ENCODINGS`] noting a compressed payload.
 const COMPRESSED: usize = 32;
+/// Bit of [`ENCODINGS`] noting a record inside a JSON string.
+const DOUBLE_ENCODED: usize = 2;
 
 /// The static `encoding` value equal to `s` (for rows read back from Parquet).
 pub fn encoding_of(s: &str) -> &'static str {
@@ -555,30 +559,138 @@ fn event_time_us_uncached(service_date: NaiveDate, act_time: i64) -> Option<i64>
     Some(dt.timestamp_micros())
 }
 
-/// [`parse`] for a Kafka message whose payload may be null (a tombstone: an `empty_message`).
-pub fn parse_message(payload: Option<&[u8]>) -> Result<Breadcrumb, Reject> {
-    match payload {
-        Some(p) => parse(p),
-        None => Err(reject(rules::EMPTY, "null payload (a Kafka tombstone)")),
+/// What one Kafka message holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// One record: a breadcrumb, or why not.
+    One(Result<Breadcrumb, Reject>),
+    /// A JSON array of records (producers that batch readings), element by element, in order.
+    Batch(Vec<Element>),
+}
+
+/// One element of a [`Message::Batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Element {
+    /// The breadcrumb, or why not; a reject's message names the element (`element 3 of 120: …`).
+    pub result: Result<Breadcrumb, Reject>,
+    /// The element's JSON text as sent, for a reject's payload (empty for a breadcrumb).
+    pub text: Vec<u8>,
+}
+
+impl From<Result<Breadcrumb, Reject>> for Message {
+    fn from(r: Result<Breadcrumb, Reject>) -> Self {
+        Message::One(r)
     }
 }
 
-/// Parses one message payload into a breadcrumb or a reject.
+impl Message {
+    /// Adds an [`ENCODINGS`] bit to every breadcrumb of the message.
+    fn note(&mut self, bit: usize) {
+        let mark = |r: &mut Result<Breadcrumb, Reject>| {
+            if let Ok(bc) = r {
+                let i = ENCODINGS.iter().position(|e| *e == bc.encoding).unwrap_or(0);
+                bc.encoding = ENCODINGS[i | bit];
+            }
+        };
+        match self {
+            Message::One(r) => mark(r),
+            Message::Batch(els) => els.iter_mut().for_each(|e| mark(&mut e.result)),
+        }
+    }
+}
+
+/// Parses one Kafka message, whose payload may be null (a tombstone: an `empty_message`),
+/// into its records: one, or each element of a JSON array.
+pub fn parse_records(payload: Option<&[u8]>) -> Message {
+    match payload {
+        Some(p) => records(p),
+        None => Message::One(Err(reject(rules::EMPTY, "null payload (a Kafka tombstone)"))),
+    }
+}
+
+/// Parses a payload that holds one record into a breadcrumb or a reject (a JSON array of
+/// records is a `not_a_breadcrumb` reject here: [`parse_records`] splits it).
 pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
+    match records(payload) {
+        Message::One(r) => r,
+        Message::Batch(e) => Err(reject(rules::NOT_A_BREADCRUMB, format!("a JSON array of {} records, expected one", e.len()))),
+    }
+}
+
+fn records(payload: &[u8]) -> Message {
     // What feeds send: a flat object in ASCII. The fast path reads it without a separate UTF-8
     // pass (it declines any byte outside ASCII, and ASCII text is UTF-8).
     if let Some(f) = flat::fields(payload, flat::Text::Ascii) {
-        return from_fields(&f, false, false);
+        return from_fields(&f, false, false).into();
     }
     match inflate_payload(payload) {
         Inflated::No => parse_text(payload, true),
-        Inflated::Yes(text) => parse_text(&text, false).map(|mut bc| {
-            let i = ENCODINGS.iter().position(|e| *e == bc.encoding).unwrap_or(0);
-            bc.encoding = ENCODINGS[i | COMPRESSED];
-            bc
-        }),
-        Inflated::Broken(why) => Err(reject(rules::INVALID_JSON, why)),
+        Inflated::Yes(text) => {
+            let mut m = parse_text(&text, false);
+            m.note(COMPRESSED);
+            m
+        }
+        Inflated::Broken(why) => Message::One(Err(reject(rules::INVALID_JSON, why))),
     }
+}
+
+/// The records of a JSON array (`text` is valid JSON: serde has read it whole). Every element
+/// is read as a payload of its own; an empty array is an `empty_message` reject (a message never
+/// vanishes without a trace); an array inside an array is a reject, not split further.
+fn batch(text: &str) -> Message {
+    let b = text.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    let malformed = |why: &str| Message::One(Err(reject(rules::INVALID_JSON, format!("a JSON array {why}"))));
+    let mut spans = Vec::new();
+    let mut i = skip_ws(0);
+    if b.get(i) != Some(&b'[') {
+        return malformed("that does not start with [");
+    }
+    i = skip_ws(i + 1);
+    if b.get(i) == Some(&b']') {
+        return Message::One(Err(reject(rules::EMPTY, "an empty JSON array")));
+    }
+    loop {
+        // One value, wherever it ends (serde checks it; only its end is wanted here).
+        let mut one = serde_json::Deserializer::from_str(&text[i..]).into_iter::<serde::de::IgnoredAny>();
+        match one.next() {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return malformed(&format!("with an element that is not JSON: {e}")),
+            None => return malformed("cut short"),
+        }
+        let end = i + one.byte_offset();
+        spans.push(i..end);
+        i = skip_ws(end);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(i + 1),
+            Some(b']') => break,
+            _ => return malformed("without , or ] after an element"),
+        }
+    }
+    let n = spans.len();
+    let elements = spans
+        .into_iter()
+        .enumerate()
+        .map(|(k, span)| {
+            let el = &b[span];
+            let result = match el.first() {
+                Some(b'[') => Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array inside a JSON array")),
+                _ => match parse_text(el, false) {
+                    Message::One(r) => r,
+                    Message::Batch(_) => Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array inside a JSON array")),
+                },
+            };
+            let result = result.map_err(|r| Reject { rule: r.rule, message: format!("element {} of {n}: {}", k + 1, r.message) });
+            let text = if result.is_err() { el.to_vec() } else { Vec::new() };
+            Element { result, text }
+        })
+        .collect();
+    Message::Batch(elements)
 }
 
 /// What [`inflate_payload`] made of a payload.
@@ -591,8 +703,9 @@ enum Inflated {
     Broken(String),
 }
 
-/// Largest record a compressed payload may inflate to (a breadcrumb is a few hundred bytes).
-const MAX_INFLATED: u64 = 1 << 20;
+/// Largest text a compressed payload may inflate to: a breadcrumb is a few hundred bytes, a
+/// batch of them in one message (a JSON array) a few MB; the bound keeps a zip bomb out.
+const MAX_INFLATED: u64 = 64 << 20;
 
 /// Producers that compress each message themselves send gzip (magic `1f 8b`) or zlib (a
 /// two-byte header whose big-endian value is a multiple of 31, method 8). A text payload can
@@ -627,7 +740,7 @@ fn inflate_payload(payload: &[u8]) -> Inflated {
 
 /// [`parse`] for a payload that is (or should be) text; `fast_tried`: the fast path already
 /// declined these bytes.
-fn parse_text(payload: &[u8], fast_tried: bool) -> Result<Breadcrumb, Reject> {
+fn parse_text(payload: &[u8], fast_tried: bool) -> Message {
     // A UTF-8 byte-order mark (some Windows tools write one) is not part of the record.
     let (payload, fast_tried) = match payload.strip_prefix(b"\xef\xbb\xbf") {
         Some(rest) => (rest, false),
@@ -635,23 +748,28 @@ fn parse_text(payload: &[u8], fast_tried: bool) -> Result<Breadcrumb, Reject> {
     };
     if !fast_tried {
         if let Some(f) = flat::fields(payload, flat::Text::Ascii) {
-            return from_fields(&f, false, false);
+            return from_fields(&f, false, false).into();
         }
     }
     if payload.iter().all(u8::is_ascii_whitespace) {
-        return Err(reject(rules::EMPTY, "message is empty"));
+        return Message::One(Err(reject(rules::EMPTY, "message is empty")));
     }
     if let Some(text) = utf16_text(payload) {
-        let text = text.map_err(|e| reject(rules::INVALID_JSON, e))?;
-        return parse_text(text.as_bytes(), false);
+        return match text {
+            Ok(text) => parse_text(text.as_bytes(), false),
+            Err(e) => Message::One(Err(reject(rules::INVALID_JSON, e))),
+        };
     }
-    let text = std::str::from_utf8(payload).map_err(|e| reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))?;
+    let text = match std::str::from_utf8(payload) {
+        Ok(t) => t,
+        Err(e) => return Message::One(Err(reject(rules::INVALID_JSON, format!("not UTF-8 text: {e}")))),
+    };
     if let Some(f) = flat::fields(text.as_bytes(), flat::Text::Utf8) {
-        return from_fields(&f, false, false);
+        return from_fields(&f, false, false).into();
     }
     let json_start = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[' | b'"'));
     if !json_start && text.contains(',') {
-        return parse_csv_line(text);
+        return parse_csv_line(text).into();
     }
     parse_general(text)
 }
@@ -715,9 +833,12 @@ fn parse_csv_line(text: &str) -> Result<Breadcrumb, Reject> {
 }
 
 /// Any JSON payload, through serde_json (what [`flat`] declines).
-fn parse_general(text: &str) -> Result<Breadcrumb, Reject> {
-    let top: Top<'_> = serde_json::from_str(text).map_err(|e| reject(rules::INVALID_JSON, format!("not JSON: {e}")))?;
-    parse_top(top, 0)
+fn parse_general(text: &str) -> Message {
+    match serde_json::from_str::<Top<'_>>(text) {
+        Ok(Top::Array) => batch(text),
+        Ok(top) => parse_top(top, 0),
+        Err(e) => Message::One(Err(reject(rules::INVALID_JSON, format!("not JSON: {e}")))),
+    }
 }
 
 /// The fast path: one flat JSON object whose keys and string values hold no escapes, and whose
@@ -881,22 +1002,29 @@ mod flat {
 }
 
 
-fn parse_top(top: Top<'_>, depth: usize) -> Result<Breadcrumb, Reject> {
+fn parse_top(top: Top<'_>, depth: usize) -> Message {
     match top {
-        Top::Record(f) => from_fields(&f, depth > 0, false),
+        Top::Record(f) => from_fields(&f, depth > 0, false).into(),
         Top::Str(s) => {
-            // Double (or more) encoded: a JSON string holding the JSON object.
+            // Double (or more) encoded: a JSON string holding the JSON object (or array).
             if depth >= 3 {
-                return Err(reject(rules::NOT_A_BREADCRUMB, "a JSON string nested too deep"));
+                return Message::One(Err(reject(rules::NOT_A_BREADCRUMB, "a JSON string nested too deep")));
             }
             if let Some(f) = flat::fields(s.as_bytes(), flat::Text::Utf8) {
-                return from_fields(&f, true, false);
+                return from_fields(&f, true, false).into();
             }
-            let inner: Top<'_> = serde_json::from_str(&s).map_err(|e| reject(rules::INVALID_JSON, format!("a JSON string that is not JSON inside: {e}")))?;
-            parse_top(inner, depth + 1)
+            match serde_json::from_str::<Top<'_>>(&s) {
+                Ok(Top::Array) if depth == 0 => {
+                    let mut m = batch(&s);
+                    m.note(DOUBLE_ENCODED);
+                    m
+                }
+                Ok(inner) => parse_top(inner, depth + 1),
+                Err(e) => Message::One(Err(reject(rules::INVALID_JSON, format!("a JSON string that is not JSON inside: {e}")))),
+            }
         }
-        Top::Array => Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array, expected one breadcrumb object")),
-        Top::Other(kind) => Err(reject(rules::NOT_A_BREADCRUMB, format!("a JSON {kind}, expected a breadcrumb object"))),
+        Top::Array => Message::One(Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array nested in JSON strings"))),
+        Top::Other(kind) => Message::One(Err(reject(rules::NOT_A_BREADCRUMB, format!("a JSON {kind}, expected a breadcrumb object")))),
     }
 }
 
@@ -1188,7 +1316,7 @@ mod tests {
         let mut fast = 0;
         for c in &cases {
             fast += usize::from(flat::fields(c.as_bytes(), flat::Text::Ascii).is_some());
-            assert_eq!(parse(c.as_bytes()), parse_general(c), "{c}");
+            assert_eq!(records(c.as_bytes()), parse_general(c), "{c}");
         }
         assert!(
             fast > 20,
@@ -1323,11 +1451,77 @@ mod tests {
 
     #[test]
     fn a_tombstone_is_an_empty_message_that_says_so() {
-        let r = parse_message(None).unwrap_err();
+        let one = |m: Message| match m {
+            Message::One(r) => r,
+            other => panic!("{other:?}"),
+        };
+        let r = one(parse_records(None)).unwrap_err();
         assert_eq!(r.rule, rules::EMPTY);
         assert!(r.message.contains("tombstone"), "{}", r.message);
-        assert_eq!(parse_message(Some(b"")).unwrap_err().message, "message is empty");
-        assert!(parse_message(Some(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":100}"#)).is_ok());
+        assert_eq!(one(parse_records(Some(b""))).unwrap_err().message, "message is empty");
+        assert!(one(parse_records(Some(br#"{"EVENT_NO_TRIP":1,"VEHICLE_ID":2,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":100}"#))).is_ok());
+    }
+
+    #[test]
+    fn a_json_array_is_a_batch_of_records_each_read_on_its_own() {
+        let rec = |v: &str, t: i64| format!(r#"{{"EVENT_NO_TRIP":9,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":{v},"ACT_TIME":{t}}}"#);
+        let batch_of = |payload: &[u8]| match parse_records(Some(payload)) {
+            Message::Batch(els) => els,
+            other => panic!("not a batch: {other:?}"),
+        };
+        // Elements of every shape a single message may have, in order, with what each gives.
+        let csv = "259173279,259173350,15FEB2023:00:00:00,4223,194493,71279,-122.679572,45.517122,8,1.6";
+        let text = format!(
+            " [ {} ,{},\n{}, 42, {}, [1], \"{}\" ] ",
+            rec("1", 10),
+            rec("\"2\"", 20),
+            r#"{"EVENT_NO_TRIP":9,"ACT_TIME":5}"#,
+            serde_json::to_string(&rec("3", 30)).unwrap(),
+            csv
+        );
+        let els = batch_of(text.as_bytes());
+        assert_eq!(els.len(), 7);
+        let ok: Vec<_> = els.iter().filter_map(|e| e.result.as_ref().ok()).map(|b| (b.vehicle_id, b.act_time, b.encoding)).collect();
+        assert_eq!(ok, [(1, 10, "json"), (2, 20, "json+string_numbers"), (3, 30, "json+double_encoded")]);
+        let bad: Vec<_> = els.iter().filter_map(|e| e.result.as_ref().err().map(|r| (r.rule, r.message.clone(), String::from_utf8_lossy(&e.text).into_owned()))).collect();
+        assert_eq!(bad[0].0, rules::MISSING_VEHICLE);
+        assert!(bad[0].1.starts_with("element 3 of 7: "), "{bad:?}");
+        assert_eq!(bad[0].2, r#"{"EVENT_NO_TRIP":9,"ACT_TIME":5}"#, "the element's own text, as sent");
+        assert_eq!((bad[1].0, bad[1].1.as_str(), bad[1].2.as_str()), (rules::NOT_A_BREADCRUMB, "element 4 of 7: a JSON number, expected a breadcrumb object", "42"));
+        assert_eq!((bad[2].0, bad[2].1.as_str()), (rules::NOT_A_BREADCRUMB, "element 6 of 7: a JSON array inside a JSON array"));
+        // A CSV line inside a JSON string is a JSON string that is not JSON inside.
+        assert_eq!((bad[3].0, bad[3].2.as_str()), (rules::INVALID_JSON, format!("\"{csv}\"").as_str()));
+        assert!(els.iter().all(|e| e.result.is_err() != e.text.is_empty()));
+
+        // Compressed, double encoded, UTF-16: the same elements, noted as such.
+        let arr = format!("[{},{}]", rec("1", 10), rec("2", 20));
+        let enc = |els: Vec<Element>| els.into_iter().map(|e| e.result.unwrap().encoding).collect::<Vec<_>>();
+        let zlib = |b: &[u8]| {
+            use std::io::Write;
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(b).unwrap();
+            e.finish().unwrap()
+        };
+        assert_eq!(enc(batch_of(&zlib(arr.as_bytes()))), ["json+compressed"; 2]);
+        assert_eq!(enc(batch_of(serde_json::to_string(&arr).unwrap().as_bytes())), ["json+double_encoded"; 2]);
+        let utf16: Vec<u8> = [&[0xff, 0xfe][..], &arr.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>()].concat();
+        assert_eq!(enc(batch_of(&utf16)), ["json"; 2]);
+
+        // What does not split: nothing in it, cut short, a separator missing, nested too deep.
+        for (payload, rule) in [
+            ("[]", rules::EMPTY),
+            (" [ \n ] ", rules::EMPTY),
+            ("[{\"a\":1},", rules::INVALID_JSON),
+            ("[{\"a\":1} {\"b\":2}]", rules::INVALID_JSON),
+            ("[1,]", rules::INVALID_JSON),
+        ] {
+            match parse_records(Some(payload.as_bytes())) {
+                Message::One(Err(r)) => assert_eq!(r.rule, rule, "{payload}: {}", r.message),
+                other => panic!("{payload}: {other:?}"),
+            }
+        }
+        // `parse` is for one record: it names a batch instead of guessing which element is meant.
+        assert_eq!(parse(arr.as_bytes()).unwrap_err().message, "a JSON array of 2 records, expected one");
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub struct Header {
     pub chunk_size: u32,
     /// Compression applied before encryption ("zlib").
     pub compression: String,
-    /// What the plaintext is ("etl-frames/3").
+    /// What the plaintext is ("etl-frames/4").
     pub content: String,
 }
 

@@ -511,6 +511,7 @@ async fn plan_partition(cfg: &RawConfig, lake: &Lake, run_id: &str, p: i32, low:
 /// One object being built.
 struct Building {
     sealer: Sealer,
+    frames: frames::Encoder,
     from: i64,
     last: i64,
     records: u64,
@@ -645,11 +646,11 @@ impl Worker<'_> {
                                     let mut buf = std::mem::take(&mut self.spare);
                                     buf.reserve((self.cfg.object_bytes as usize).min(256 << 20) + 64 * 1024);
                                     let sealer = Sealer::with_buffer(&self.cfg.public_key, self.cfg.zlib_level, frames::CONTENT, buf).map_err(|e| fail(o, e.to_string()))?;
-                                    building.insert(Building { sealer, from, last: from - 1, records: 0, message_bytes: 0 })
+                                    building.insert(Building { sealer, frames: frames::Encoder::default(), from, last: from - 1, records: 0, message_bytes: 0 })
                                 }
                             };
                             // Framed straight into the object's plaintext (no staging copy).
-                            frames::encode(b.sealer.plaintext_mut(), &Frame { partition: p, offset: o, timestamp, key, payload });
+                            b.frames.encode(b.sealer.plaintext_mut(), &Frame { partition: p, offset: o, timestamp, key, payload });
                             b.last = o;
                             b.records += 1;
                             b.message_bytes += (payload.map_or(0, <[u8]>::len) + key.map_or(0, <[u8]>::len)) as u64;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  raw objects not yet in the manifest ──► decrypt + frames (parallel, off the runtime)
-//!     │  breadcrumb::parse per message
+//!     │  breadcrumb::parse_records per message
 //!     ├──► typed rows, grouped by service date ──┐
 //!     └──► rejects (rule, message, payload)       │  per touched service date:
 //!                                                 │  merge with the live file(s) of that date,
@@ -41,6 +41,7 @@ use crate::breadcrumb::{self, rules, Breadcrumb};
 use crate::columnar::{self, WorkBuilder};
 use crate::lake::{Lake, LakeError};
 use crate::table::{DataFile, Layer, Manifest, TableError};
+use crate::breadcrumb::Message;
 use crate::verify::{list_objects, open_plaintext, ReadError};
 
 /// Errors of a standard run.
@@ -139,7 +140,7 @@ pub struct StandardReport {
     pub raw_objects: u64,
     /// Raw objects that could not be read (see errors).
     pub raw_objects_failed: u64,
-    /// Records in those objects.
+    /// Records in those objects: one per message, or one per element of a message that is a JSON array.
     pub records_in: u64,
     /// Rows added to `breadcrumbs`.
     pub rows_written: u64,
@@ -467,7 +468,7 @@ pub fn convert_object(o: &crate::verify::OpenedPlaintext, topic: &Arc<str>) -> R
     for f in o.frames() {
         let f = f.map_err(ConvertError::Object)?;
         let payload = f.payload_in(&o.plaintext);
-        match breadcrumb::parse_message(payload) {
+        let mut record = |r: Result<breadcrumb::Breadcrumb, breadcrumb::Reject>, text: &[u8]| match r {
             Ok(bc) => {
                 let (bits, encoding) = builders.entry(bc.service_date).or_insert_with(|| WorkBuilder::spare_or_new(room)).push(&bc, f.partition, f.offset, f.timestamp);
                 for (i, n) in out.flags.iter_mut().enumerate() {
@@ -485,8 +486,18 @@ pub fn convert_object(o: &crate::verify::OpenedPlaintext, topic: &Arc<str>) -> R
                 service_date: None,
                 rule: rj.rule,
                 message: rj.message,
-                payload: payload.unwrap_or_default().to_vec(),
+                payload: text.to_vec(),
             }),
+        };
+        match breadcrumb::parse_records(payload) {
+            Message::One(r) => record(r, payload.unwrap_or_default()),
+            // A batch: every element is a record (a row or a reject holding the element's text),
+            // all with the message's partition and offset.
+            Message::Batch(elements) => {
+                for e in elements {
+                    record(e.result, &e.text);
+                }
+            }
         }
     }
     for (d, b) in builders {

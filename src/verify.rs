@@ -76,6 +76,8 @@ pub struct OpenedPlaintext {
     pub sealed_bytes: u64,
     /// Partition and first and last offsets the key names, when it is a data object's key.
     range: Option<(i32, i64, i64)>,
+    /// How its frame headers are written (from the envelope's content tag).
+    layout: frames::Layout,
 }
 
 /// Decrypts one object's bytes and checks its content tag; the frames are checked as they are
@@ -83,14 +85,14 @@ pub struct OpenedPlaintext {
 pub fn open_plaintext(key: &str, sealed: &[u8], private_key: &RsaPrivateKey) -> Result<OpenedPlaintext, ReadError> {
     let plaintext = envelope::open(sealed, private_key).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
     let (header, _) = envelope::read_header(sealed).map_err(|source| ReadError::Envelope { key: key.into(), source })?;
-    if !frames::READS.contains(&header.content.as_str()) {
+    let Some(layout) = frames::Layout::of(&header.content) else {
         return Err(ReadError::Content {
             key: key.into(),
             reason: format!("unsupported content {:?} (this etl reads {})", header.content, frames::READS.join(", ")),
         });
-    }
+    };
     let range = raw_keys::parse_object(key).map(|(_, p, from, to)| (p, from, to));
-    Ok(OpenedPlaintext { key: key.into(), plaintext, sealed_bytes: sealed.len() as u64, range })
+    Ok(OpenedPlaintext { key: key.into(), plaintext, sealed_bytes: sealed.len() as u64, range, layout })
 }
 
 impl OpenedPlaintext {
@@ -99,7 +101,7 @@ impl OpenedPlaintext {
     /// The first problem is the last item.
     pub fn frames(&self) -> CheckedFrames<'_> {
         CheckedFrames {
-            inner: frames::decode(&self.plaintext, self.range.map_or(0, |r| r.0)),
+            inner: frames::decode(&self.plaintext, self.range.map_or(0, |r| r.0), self.layout),
             key: &self.key,
             range: self.range,
             prev: self.range.map_or(0, |r| r.1 - 1),
@@ -251,6 +253,15 @@ pub struct VerifyReport {
     pub standard: Option<Reconciliation>,
 }
 
+/// ` → N records` when JSON-array messages made more records than messages.
+fn batched(b: &Books) -> String {
+    if b.records == b.raw_records {
+        String::new()
+    } else {
+        format!(" → {} records", b.records)
+    }
+}
+
 impl VerifyReport {
     /// Human summary.
     pub fn summary(&self) -> String {
@@ -263,11 +274,11 @@ impl VerifyReport {
         }
         if let Some(r) = &self.standard {
             s.push_str(&format!(
-                "standard version {}: {} raw objects, {} raw records = {} rows + {} rejects\n",
-                r.version, r.raw_objects, r.total.raw_records, r.total.rows, r.total.rejects
+                "standard version {}: {} raw objects, {} raw records{} = {} rows + {} rejects\n",
+                r.version, r.raw_objects, r.total.raw_records, batched(&r.total), r.total.rows, r.total.rejects
             ));
             for (tp, b) in &r.partitions {
-                s.push_str(&format!("  {tp}: {} raw records = {} rows + {} rejects\n", b.raw_records, b.rows, b.rejects));
+                s.push_str(&format!("  {tp}: {} raw records{} = {} rows + {} rejects\n", b.raw_records, batched(b), b.rows, b.rejects));
             }
         }
         for e in &self.errors {
@@ -366,8 +377,13 @@ pub async fn verify(lake: &Lake, private_key: Arc<RsaPrivateKey>, topic: Option<
 /// Books of one Kafka partition: raw records vs rows + rejects in the standard layer.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Books {
-    /// Records in raw objects the standard layer says it consumed.
+    /// Kafka messages in the raw objects the standard layer says it consumed (their claims).
     pub raw_records: u64,
+    /// Of those, the messages (offsets) that have at least one row or reject: all of them.
+    pub messages_seen: u64,
+    /// Records the standard layer counted in them: one per message, or one per element of a
+    /// message that is a JSON array (its manifest's figures).
+    pub records: u64,
     /// Rows in `breadcrumbs`.
     pub rows: u64,
     /// Rows in `rejects`.
@@ -390,24 +406,29 @@ pub struct Reconciliation {
 }
 
 /// Checks that every raw record consumed by `standard` is exactly one row or one reject:
-/// counts come from the claims (raw side) and from the live Parquet files (standard side).
+/// counts come from the claims (raw side), the manifest and the live Parquet files (standard
+/// side). Every message consumed has a row or a reject (its offset is seen), and the rows and
+/// rejects add up to the records counted when it was converted: one per message, or one per
+/// element of a JSON-array message, so a message converted twice shows as rows too many.
 pub async fn reconcile_standard(lake: &Lake) -> Result<Option<Reconciliation>, crate::standard::StandardError> {
     use arrow::array::{Array, Int32Array, Int64Array, StringArray};
     let layer = crate::table::Layer::new(lake.clone(), "standard");
     let Some(m) = layer.latest().await? else { return Ok(None) };
     let mut rec = Reconciliation { version: m.version, raw_objects: m.consumed.len() as u64, ..Default::default() };
     // Raw side: the claim of each consumed object says how many records it holds.
-    for key in m.consumed.keys() {
+    for (key, figures) in &m.consumed {
         let Some((topic, p, from, _)) = raw_keys::parse_object(key) else { continue };
         let claim: Option<Claim> = lake.get_json(&raw_keys::claim(&topic, p, from)).await?;
-        let records = match claim {
+        let messages = match claim {
             Some(c) => c.records,
             None => {
                 rec.errors.push(VerifyIssue { object: key.clone(), partition: Some(p), error: "consumed raw object has no claim".into() });
                 0
             }
         };
-        rec.partitions.entry(format!("{topic}/{p}")).or_default().raw_records += records;
+        let books = rec.partitions.entry(format!("{topic}/{p}")).or_default();
+        books.raw_records += messages;
+        books.records += figures.get("records").and_then(serde_json::Value::as_u64).unwrap_or(messages);
     }
     // Standard side: lineage columns of every live file.
     let mut seen: std::collections::HashSet<(String, i32, i64)> = std::collections::HashSet::new();
@@ -445,12 +466,8 @@ pub async fn reconcile_standard(lake: &Lake) -> Result<Option<Reconciliation>, c
                     } else {
                         books.rows += 1;
                     }
-                    if !seen.insert((t.value(i).to_string(), p.value(i), o.value(i))) {
-                        rec.errors.push(VerifyIssue {
-                            object: f.path.clone(),
-                            partition: Some(p.value(i)),
-                            error: format!("topic {} partition {} offset {} appears more than once", t.value(i), p.value(i), o.value(i)),
-                        });
+                    if seen.insert((t.value(i).to_string(), p.value(i), o.value(i))) {
+                        books.messages_seen += 1;
                     }
                 }
             }
@@ -458,13 +475,23 @@ pub async fn reconcile_standard(lake: &Lake) -> Result<Option<Reconciliation>, c
     }
     for (tp, b) in &rec.partitions {
         rec.total.raw_records += b.raw_records;
+        rec.total.messages_seen += b.messages_seen;
+        rec.total.records += b.records;
         rec.total.rows += b.rows;
         rec.total.rejects += b.rejects;
-        if b.rows + b.rejects != b.raw_records {
+        let partition = tp.rsplit('/').next().and_then(|p| p.parse().ok());
+        if b.messages_seen != b.raw_records {
             rec.errors.push(VerifyIssue {
                 object: format!("standard/ (partition {tp})"),
-                partition: tp.rsplit('/').next().and_then(|p| p.parse().ok()),
-                error: format!("books do not balance: {} raw records but {} rows + {} rejects", b.raw_records, b.rows, b.rejects),
+                partition,
+                error: format!("books do not balance: {} raw records (messages) but {} of them have a row or reject", b.raw_records, b.messages_seen),
+            });
+        }
+        if b.rows + b.rejects != b.records {
+            rec.errors.push(VerifyIssue {
+                object: format!("standard/ (partition {tp})"),
+                partition,
+                error: format!("books do not balance: {} records converted but {} rows + {} rejects", b.records, b.rows, b.rejects),
             });
         }
     }
@@ -474,20 +501,22 @@ pub async fn reconcile_standard(lake: &Lake) -> Result<Option<Reconciliation>, c
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames::{encode, Frame};
+    use crate::frames::{Encoder, Frame, Layout};
     use crate::keys::test_keypair;
 
     fn sealed(content: &str, frames: &[Frame<'_>]) -> Vec<u8> {
         let (_, public) = test_keypair();
         let mut plain = Vec::new();
+        // An unknown tag gets the current layout: what matters is that it is refused.
+        let mut enc = Encoder::new(Layout::of(content).unwrap_or(Layout::Delta));
         for f in frames {
-            encode(&mut plain, f);
+            enc.encode(&mut plain, f);
         }
         envelope::seal_bytes(&plain, &public, 5, content).unwrap().bytes
     }
 
     #[test]
-    fn objects_of_both_frame_versions_open_and_others_are_refused_by_name() {
+    fn objects_of_every_frame_version_open_and_others_are_refused_by_name() {
         let (private, _) = test_keypair();
         let key = "raw/t/partition=3/00000000000000000010-00000000000000000011.frames.zz.enc";
         let f = |offset, payload| Frame { partition: 3, offset, timestamp: Some(1), key: None, payload };
@@ -495,12 +524,19 @@ mod tests {
         let o = open_object(key, &sealed("etl-frames/2", &[f(10, Some(b"{}")), f(11, Some(b""))]), &private).unwrap();
         assert_eq!(o.frames.iter().map(|x| x.payload_in(&o.plaintext)).collect::<Vec<_>>(), [Some(&b"{}"[..]), Some(b"")]);
         assert!(o.frames.iter().all(|x| x.payload.is_some()));
-        // etl-frames/3: a tombstone comes back as a null payload.
-        let o = open_object(key, &sealed(frames::CONTENT, &[f(10, Some(b"{}")), f(11, None)]), &private).unwrap();
-        assert_eq!((o.frames[0].payload.is_some(), o.frames[1].payload.is_none()), (true, true));
+        // etl-frames/3 (whole offsets) and /4 (differences): a tombstone comes back as a null payload.
+        for content in ["etl-frames/3", frames::CONTENT] {
+            let o = open_object(key, &sealed(content, &[f(10, Some(b"{}")), f(11, None)]), &private).unwrap();
+            assert_eq!((o.frames[0].payload.is_some(), o.frames[1].payload.is_none()), (true, true), "{content}");
+            assert_eq!(o.frames.iter().map(|x| (x.offset, x.timestamp)).collect::<Vec<_>>(), [(10, Some(1)), (11, Some(1))], "{content}");
+        }
+        // Bytes as an earlier etl wrote them, not as this one's encoder would.
+        let old = envelope::seal_bytes(b"10 1 - 2\n{}\n11 1 - -\n\n", &test_keypair().1, 5, "etl-frames/3").unwrap().bytes;
+        let o = open_object(key, &old, &private).unwrap();
+        assert_eq!(o.frames.iter().map(|x| (x.offset, x.payload.is_some())).collect::<Vec<_>>(), [(10, true), (11, false)]);
         let Err(e) = open_object(key, &sealed("etl-frames/9", &[f(10, Some(b"{}")), f(11, None)]), &private) else { panic!("etl-frames/9 opened") };
         let e = e.to_string();
-        assert!(e.contains(key) && e.contains("etl-frames/9") && e.contains("etl-frames/3"), "{e}");
+        assert!(e.contains(key) && e.contains("etl-frames/9") && e.contains("etl-frames/3") && e.contains(frames::CONTENT), "{e}");
     }
 
     #[test]
@@ -527,7 +563,7 @@ mod tests {
         assert_eq!((&items[0], &items[1]), (&Ok(10), &Ok(12)));
         assert!(items[2].as_ref().is_err_and(|e| e.ends_with("offset 11 out of order or outside 10..=12")));
         // A frame cut short is named by its place in the plaintext.
-        let cut = envelope::seal_bytes(b"10 - - 2\n{}\n11 - - 9\n{}\n", &public, 5, frames::CONTENT).unwrap().bytes;
+        let cut = envelope::seal_bytes(b"10 - - 2\n{}\n1 - - 9\n{}\n", &public, 5, frames::CONTENT).unwrap().bytes;
         let e = open_object(key, &cut, &private).err().unwrap().to_string();
         assert!(e.contains("corrupt frame at plaintext byte 12") && e.contains("payload of 9 bytes overrun"), "{e}");
     }

@@ -132,11 +132,11 @@ async fn an_object_whose_frames_miss_an_offset_is_reported_by_key_and_left_for_t
     let path = Path::new(&lake).join(&key);
     let original = std::fs::read(&path).unwrap();
     let o = etl::verify::open_object(&key, &original, &private).unwrap();
-    let mut plain = Vec::new();
-    for f in &o.frames[..o.frames.len() - 1] {
-        let frame = etl::frames::Frame { partition: f.partition, offset: f.offset, timestamp: f.timestamp, key: f.key.clone().map(|r| &o.plaintext[r]), payload: f.payload_in(&o.plaintext) };
-        etl::frames::encode(&mut plain, &frame);
-    }
+    let frames: Vec<_> = o.frames[..o.frames.len() - 1]
+        .iter()
+        .map(|f| etl::frames::Frame { partition: f.partition, offset: f.offset, timestamp: f.timestamp, key: f.key.clone().map(|r| &o.plaintext[r]), payload: f.payload_in(&o.plaintext) })
+        .collect();
+    let plain = etl::frames::encode_all(&frames);
     std::fs::write(&path, etl::envelope::seal_bytes(&plain, &public, 5, etl::frames::CONTENT).unwrap().bytes).unwrap();
     let (last, held) = (o.frames.last().unwrap().offset, o.frames.len() as u64);
 
@@ -257,7 +257,7 @@ fn variety() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
         ("truncated", b(r#"{"EVENT_NO_TRIP":218393116,"EVENT_NO_STOP":2183"#), Some("invalid_json")),
         ("binary", vec![0x00, 0xff, 0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, b'\n', 0x80], Some("invalid_json")),
         ("empty", vec![], Some("empty_message")),
-        ("array", b(r#"[{"EVENT_NO_TRIP":1}]"#), Some("not_a_breadcrumb")),
+        ("array", b(r#"[{"EVENT_NO_TRIP":1}]"#), Some("missing_vehicle_id")),
         ("other_schema", b(r#"{"vehicle_number":"3649","leave_time":"63075","train":"4774","route_number":"47"}"#), Some("not_a_breadcrumb")),
         ("no_vehicle", b(r#"{"EVENT_NO_TRIP":5,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":100}"#), Some("missing_vehicle_id")),
         ("no_time", b(r#"{"EVENT_NO_TRIP":5,"VEHICLE_ID":5,"OPD_DATE":"12DEC2022:00:00:00"}"#), Some("bad_act_time")),
@@ -336,6 +336,70 @@ async fn every_encoding_and_every_kind_of_garbage() {
         &[&lake],
     );
     assert_eq!(dst, serde_json::json!([[78, "2023-03-12T17:00:00Z", "2023-03-12"], [79, "2023-02-16T09:00:00Z", "2023-02-15"]]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_holding_a_json_array_gives_one_record_per_element() {
+    let topic = unique_topic("std-batch");
+    create_topic(&topic, 1).await;
+    let rec = |vehicle: i64, t: i64| format!(r#"{{"EVENT_NO_TRIP":9,"OPD_DATE":"12DEC2022:00:00:00","VEHICLE_ID":{vehicle},"ACT_TIME":{t},"GPS_LONGITUDE":-122.6,"GPS_LATITUDE":45.5}}"#);
+    let bad = r#"{"EVENT_NO_TRIP":9,"OPD_DATE":"12DEC2022:00:00:00","ACT_TIME":5}"#;
+    let payloads = vec![
+        // A producer's batch, pretty-printed, one element without a vehicle.
+        format!("[\n  {},\n  {},\n  {bad}\n]", rec(90, 1), rec(90, 2)).into_bytes(),
+        // The same, compressed, with numbers as strings.
+        gzip(format!("[{},{}]", rec(91, 1).replace(":91,", ":\"91\","), rec(91, 2)).as_bytes()),
+        b"[]".to_vec(),
+        b"[[{}]]".to_vec(),
+        rec(92, 1).into_bytes(),
+    ];
+    produce_payloads(&topic, &payloads);
+    let (pubk, privk) = keys();
+    let d = tempfile::tempdir().unwrap();
+    let lake = d.path().join("lake").display().to_string();
+    raw_ok(&topic, &lake, &pubk, &[]);
+    let r = std_ok(&lake, &privk, &[]);
+    // 3 + 2 + 1 + 1 + 1 records in 5 messages: each a row or a reject.
+    assert_eq!((r["records_in"].as_u64(), r["rows_written"].as_u64(), r["rejects"].as_u64()), (Some(8), Some(5), Some(3)), "{r}");
+    let (rows, rejects) = read_layer(&lake).await;
+    let at = |o: i64| rows.iter().filter(|r| r.offset == o).map(|r| (r.bc.vehicle_id, r.bc.act_time, r.bc.encoding)).collect::<Vec<_>>();
+    assert_eq!(at(0), [(90, 1, "json"), (90, 2, "json")]);
+    assert_eq!(at(1), [(91, 1, "json+string_numbers+compressed"), (91, 2, "json+compressed")]);
+    assert_eq!(at(4), [(92, 1, "json")]);
+    let rj: Vec<_> = rejects.iter().map(|r| (r.2, r.3.as_str(), r.4.as_str())).collect();
+    assert_eq!(rj.len(), 3, "{rj:?}");
+    assert!(rj.iter().any(|x| x.0 == 0 && x.1 == "missing_vehicle_id" && x.2.starts_with("element 3 of 3: ")), "{rj:?}");
+    assert!(rj.contains(&(2, "empty_message", "an empty JSON array")), "{rj:?}");
+    assert!(rj.iter().any(|x| x.0 == 3 && x.1 == "not_a_breadcrumb" && x.2 == "element 1 of 1: a JSON array inside a JSON array"), "{rj:?}");
+    // The reject keeps the element as sent, not the whole batch.
+    let payload = py_json(
+        "import duckdb, sys, json\n\
+         r = duckdb.connect().execute(f\"select payload::varchar from read_parquet('{sys.argv[1]}/standard/rejects/*.parquet') where kafka_offset = 0\").fetchall()\n\
+         print(json.dumps([x[0] for x in r]))",
+        &[&lake],
+    );
+    assert_eq!(payload, serde_json::json!([bad]));
+
+    // `etl verify` balances the books with batches: 5 messages, 8 records, 5 rows + 3 rejects.
+    let verify = || etl(&["verify", "--lake", &lake, "--private-key", privk.to_str().unwrap(), "--format", "json"]);
+    let o = verify();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = &v["standard"]["total"];
+    assert_eq!([&t["raw_records"], &t["messages_seen"], &t["records"], &t["rows"], &t["rejects"]].map(|x| x.as_u64()), [5, 5, 8, 5, 3].map(Some), "{v}");
+    // A manifest that counted one record fewer than the layer holds (a message converted twice
+    // looks like this) does not balance, and says so.
+    let log = Path::new(&lake).join("standard/_log");
+    let manifest = std::fs::read_dir(&log).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    for (_, figures) in m["consumed"].as_object_mut().unwrap() {
+        figures["records"] = serde_json::json!(7);
+    }
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let o = verify();
+    assert!(!o.status.success(), "unbalanced books must fail verify");
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("books do not balance: 7 records converted but 5 rows + 3 rejects"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
