@@ -844,7 +844,7 @@ def render(res, S):
                  f"{fmt_s(x['cpu_s'], 1)} | {fmt_s(x['max_rss_mib'], 0)} | {mb(x['output_bytes']['median'])} | {ratio} |")
     if res["raw"].get("etl"):
         last = [x for x in res["raw"]["etl"] if not x.get("warmup")][-1]
-        L.append(f"\n`etl raw` frames every message (a JSON header line per message), so it compresses "
+        L.append(f"\n`etl raw` frames every message (a short text header line per message, offsets and timestamps as differences), so it compresses "
                  f"{last['plaintext_bytes'] / 1e6:,.0f} MB of plaintext for {last['message_bytes'] / 1e6:,.0f} MB of messages "
                  f"(ratio {last['plaintext_bytes'] / max(last['compressed_bytes'], 1):.1f}); zlib alone compresses only the NDJSON.\n")
 
