@@ -20,7 +20,8 @@
 # --smoke: 20,000 records, 1 run, no warm-up, debug build, nothing published (CI runs this).
 # Exit status is non-zero if any step fails.
 #
-# Environment: KAFKA_PORT (default 9092), ETL_CACHE_DIR (default ~/.cache/etl), CARGO_TARGET_DIR.
+# Environment: KAFKA_PORT (default 9092), ETL_CACHE_DIR (default ~/.cache/etl), CARGO_TARGET_DIR
+# (default $ETL_CACHE_DIR/target, shared with .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +87,9 @@ PY="$VENV/bin/python"
 
 # ---- build etl ----
 if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+# The same build directory as .ci/run: on a machine that ran CI, only etl itself recompiles
+# (a clean release build with DataFusion takes ~20-30 min on 2 cores).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${ETL_CACHE_DIR:-$HOME/.cache/etl}/target}"
 # Smoke: the debug binary exactly as the tests build it (same feature set, so after
 # `cargo test` this is a no-op instead of a second build of every dependency).
 if [ "$smoke" = 1 ]; then profile=debug; build=(cargo test --no-run --test it); else profile=release; build=(cargo build --release); fi
