@@ -270,6 +270,7 @@ fn variety() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
         ("bom", b("\u{feff}{\"EVENT_NO_TRIP\":7,\"OPD_DATE\":\"12DEC2022:00:00:00\",\"VEHICLE_ID\":82,\"ACT_TIME\":300}"), None),
         ("gzip_cut", gzip(b"{}")[..12].to_vec(), Some("invalid_json")),
         ("utf16", [&[0xff, 0xfe][..], &"{\"EVENT_NO_TRIP\":8,\"OPD_DATE\":\"12DEC2022:00:00:00\",\"VEHICLE_ID\":83,\"ACT_TIME\":400}".encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>()].concat(), None),
+        ("csv_in_json_string", serde_json::to_vec("259173279,259173351,15FEB2023:00:00:00,4224,194493,71279,-122.679572,45.517122,8,1.6").unwrap(), None),
     ]
 }
 
@@ -328,6 +329,7 @@ async fn every_encoding_and_every_kind_of_garbage() {
     assert_eq!((by(19).encoding, by(19).schedule_deviation), ("csv+14_field", Some(-105)));
     assert_eq!((by(21).encoding, by(21).vehicle_id, by(22).encoding, by(22).vehicle_id), ("json+compressed", 81, "json", 82));
     assert_eq!((by(24).encoding, by(24).vehicle_id, by(24).act_time), ("json", 83, 400));
+    assert_eq!((by(25).encoding, by(25).vehicle_id, by(25).act_time), ("csv+double_encoded", 4224, 71279));
     // The timestamps, as another engine sees them.
     let dst = py_json(
         "import duckdb, sys, json\n\
