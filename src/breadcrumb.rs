@@ -10,8 +10,9 @@
 //!   order (`csv`);
 //! - OPD_DATE as `12DEC2022:00:00:00`, `14-SEP-20`, `14-SEP-2020`, `2022-12-12` (+ time);
 //! - ACT_TIME in seconds after midnight of the service day, possibly ≥ 86400 after midnight;
-//! - a message that is a JSON array of records (producers that batch readings, possibly
-//!   compressed): each element is a record of its own ([`parse_records`] → [`Message::Batch`]).
+//! - a message that holds several records (producers that batch readings, possibly
+//!   compressed): a JSON array, NDJSON, or several CSV lines; each is a record of its own
+//!   ([`parse_records`] → [`Message::Batch`]).
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::America::Los_Angeles;
@@ -609,11 +610,11 @@ pub fn parse_records(payload: Option<&[u8]>) -> Message {
 }
 
 /// Parses a payload that holds one record into a breadcrumb or a reject (a JSON array of
-/// records is a `not_a_breadcrumb` reject here: [`parse_records`] splits it).
+/// records, or NDJSON, is a `not_a_breadcrumb` reject here: [`parse_records`] splits it).
 pub fn parse(payload: &[u8]) -> Result<Breadcrumb, Reject> {
     match records(payload) {
         Message::One(r) => r,
-        Message::Batch(e) => Err(reject(rules::NOT_A_BREADCRUMB, format!("a JSON array of {} records, expected one", e.len()))),
+        Message::Batch(e) => Err(reject(rules::NOT_A_BREADCRUMB, format!("a batch of {} records in one message, expected one", e.len()))),
     }
 }
 
@@ -672,6 +673,12 @@ fn batch(text: &str) -> Message {
             _ => return malformed("without , or ] after an element"),
         }
     }
+    split(b, spans, "element", "a JSON array inside a JSON array")
+}
+
+/// The records of a batch whose pieces are `spans` of `b`, each read as a payload of its own;
+/// a piece that is itself a batch is a reject (`nested`). Rejects name the piece: `{what} 3 of 120`.
+fn split(b: &[u8], spans: Vec<std::ops::Range<usize>>, what: &str, nested: &str) -> Message {
     let n = spans.len();
     let elements = spans
         .into_iter()
@@ -679,18 +686,51 @@ fn batch(text: &str) -> Message {
         .map(|(k, span)| {
             let el = &b[span];
             let result = match el.first() {
-                Some(b'[') => Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array inside a JSON array")),
+                Some(b'[') => Err(reject(rules::NOT_A_BREADCRUMB, nested)),
                 _ => match parse_text(el, false) {
                     Message::One(r) => r,
-                    Message::Batch(_) => Err(reject(rules::NOT_A_BREADCRUMB, "a JSON array inside a JSON array")),
+                    Message::Batch(_) => Err(reject(rules::NOT_A_BREADCRUMB, nested)),
                 },
             };
-            let result = result.map_err(|r| Reject { rule: r.rule, message: format!("element {} of {n}: {}", k + 1, r.message) });
+            let result = result.map_err(|r| Reject { rule: r.rule, message: format!("{what} {} of {n}: {}", k + 1, r.message) });
             let text = if result.is_err() { el.to_vec() } else { Vec::new() };
             Element { result, text }
         })
         .collect();
     Message::Batch(elements)
+}
+
+/// Several JSON values one after another (NDJSON: a producer that batches records as lines),
+/// as their spans; `None` unless there are at least two and all of them are JSON.
+fn concatenated(text: &str) -> Option<Vec<std::ops::Range<usize>>> {
+    let b = text.as_bytes();
+    let mut spans = Vec::new();
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+    let mut start = 0;
+    while let Some(v) = values.next() {
+        v.ok()?;
+        while b.get(start).is_some_and(u8::is_ascii_whitespace) {
+            start += 1;
+        }
+        let end = values.byte_offset();
+        spans.push(start..end);
+        start = end;
+    }
+    (spans.len() > 1).then_some(spans)
+}
+
+/// The non-blank lines of a text (without their `\r`), as spans, when there are several.
+fn lines(text: &str) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        if !body.trim().is_empty() {
+            spans.push(start..start + body.len());
+        }
+        start += line.len();
+    }
+    (spans.len() > 1).then_some(spans)
 }
 
 /// What [`inflate_payload`] made of a payload.
@@ -769,6 +809,10 @@ fn parse_text(payload: &[u8], fast_tried: bool) -> Message {
     }
     let json_start = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[' | b'"'));
     if !json_start && text.contains(',') {
+        // Several CSV lines in one message (a chunk of an export): one record per line.
+        if let Some(spans) = lines(text) {
+            return split(text.as_bytes(), spans, "line", "a JSON array inside a batch of lines");
+        }
         return parse_csv_line(text).into();
     }
     parse_general(text)
@@ -837,7 +881,19 @@ fn parse_general(text: &str) -> Message {
     match serde_json::from_str::<Top<'_>>(text) {
         Ok(Top::Array) => batch(text),
         Ok(top) => parse_top(top, 0),
-        Err(e) => Message::One(Err(reject(rules::INVALID_JSON, format!("not JSON: {e}")))),
+        Err(e) => match concatenated(text) {
+            // NDJSON: several records, one after another.
+            Some(spans) => split(text.as_bytes(), spans, "record", "a JSON array inside a batch of records"),
+            // NDJSON with a broken line: when the first line is a whole JSON value, every line is
+            // a record (the broken one a reject); otherwise one broken value (say a pretty-printed
+            // object cut short) stays one reject.
+            None => match lines(text) {
+                Some(spans) if serde_json::from_slice::<serde::de::IgnoredAny>(&text.as_bytes()[spans[0].clone()]).is_ok() => {
+                    split(text.as_bytes(), spans, "line", "a JSON array inside a batch of lines")
+                }
+                _ => Message::One(Err(reject(rules::INVALID_JSON, format!("not JSON: {e}")))),
+            },
+        },
     }
 }
 
@@ -1533,8 +1589,27 @@ mod tests {
                 other => panic!("{payload}: {other:?}"),
             }
         }
+        // NDJSON in one message: one record per value; with a broken line, one per line.
+        let nd = format!("{}\n{}\r\n\n{}\n", rec("1", 10), rec("2", 20), rec("3", 30));
+        assert_eq!(enc(batch_of(nd.as_bytes())), ["json"; 3]);
+        let broken = format!("{}\n{{\"EVENT_NO_TRIP\":9,\n{}", rec("1", 10), rec("2", 20));
+        let els = batch_of(broken.as_bytes());
+        assert_eq!(els.iter().map(|e| e.result.as_ref().map(|b| b.vehicle_id).map_err(|r| r.rule)).collect::<Vec<_>>()[..], [Ok(1), Err(rules::INVALID_JSON), Ok(2)]);
+        assert!(els[1].result.as_ref().is_err_and(|r| r.message.starts_with("line 2 of 3: not JSON: ")), "{:?}", els[1]);
+        assert_eq!(els[1].text, b"{\"EVENT_NO_TRIP\":9,");
+        // A pretty-printed object cut short is one broken value, not a reject per line.
+        match parse_records(Some(b"{\n  \"EVENT_NO_TRIP\": 9,\n  \"VEHICLE_ID\": 3\n")) {
+            Message::One(Err(r)) => assert_eq!(r.rule, rules::INVALID_JSON),
+            other => panic!("{other:?}"),
+        }
+        // Several CSV lines (a chunk of an export, header included): one record per line.
+        let chunk = format!("EVENT_NO_TRIP,EVENT_NO_STOP,OPD_DATE,VEHICLE_ID,METERS,ACT_TIME,GPS_LONGITUDE,GPS_LATITUDE,GPS_SATELLITES,GPS_HDOP\r\n{csv}\r\n{}\r\n", csv.replace(",4223,", ",4224,"));
+        let els = batch_of(chunk.as_bytes());
+        assert_eq!(els[0].result.as_ref().unwrap_err().message, "line 1 of 3: a CSV header line");
+        assert_eq!([1, 2].map(|i| els[i].result.as_ref().map(|b| (b.vehicle_id, b.encoding)).unwrap()), [(4223, "csv"), (4224, "csv")]);
+
         // `parse` is for one record: it names a batch instead of guessing which element is meant.
-        assert_eq!(parse(arr.as_bytes()).unwrap_err().message, "a JSON array of 2 records, expected one");
+        assert_eq!(parse(arr.as_bytes()).unwrap_err().message, "a batch of 2 records in one message, expected one");
     }
 
     #[test]

@@ -354,6 +354,8 @@ async fn a_message_holding_a_json_array_gives_one_record_per_element() {
         b"[]".to_vec(),
         b"[[{}]]".to_vec(),
         rec(92, 1).into_bytes(),
+        // NDJSON: records as lines.
+        format!("{}\n{}\n", rec(93, 1), rec(93, 2)).into_bytes(),
     ];
     produce_payloads(&topic, &payloads);
     let (pubk, privk) = keys();
@@ -361,13 +363,14 @@ async fn a_message_holding_a_json_array_gives_one_record_per_element() {
     let lake = d.path().join("lake").display().to_string();
     raw_ok(&topic, &lake, &pubk, &[]);
     let r = std_ok(&lake, &privk, &[]);
-    // 3 + 2 + 1 + 1 + 1 records in 5 messages: each a row or a reject.
-    assert_eq!((r["records_in"].as_u64(), r["rows_written"].as_u64(), r["rejects"].as_u64()), (Some(8), Some(5), Some(3)), "{r}");
+    // 3 + 2 + 1 + 1 + 1 + 2 records in 6 messages: each a row or a reject.
+    assert_eq!((r["records_in"].as_u64(), r["rows_written"].as_u64(), r["rejects"].as_u64()), (Some(10), Some(7), Some(3)), "{r}");
     let (rows, rejects) = read_layer(&lake).await;
     let at = |o: i64| rows.iter().filter(|r| r.offset == o).map(|r| (r.bc.vehicle_id, r.bc.act_time, r.bc.encoding)).collect::<Vec<_>>();
     assert_eq!(at(0), [(90, 1, "json"), (90, 2, "json")]);
     assert_eq!(at(1), [(91, 1, "json+string_numbers+compressed"), (91, 2, "json+compressed")]);
     assert_eq!(at(4), [(92, 1, "json")]);
+    assert_eq!(at(5), [(93, 1, "json"), (93, 2, "json")]);
     let rj: Vec<_> = rejects.iter().map(|r| (r.2, r.3.as_str(), r.4.as_str())).collect();
     assert_eq!(rj.len(), 3, "{rj:?}");
     assert!(rj.iter().any(|x| x.0 == 0 && x.1 == "missing_vehicle_id" && x.2.starts_with("element 3 of 3: ")), "{rj:?}");
@@ -382,26 +385,26 @@ async fn a_message_holding_a_json_array_gives_one_record_per_element() {
     );
     assert_eq!(payload, serde_json::json!([bad]));
 
-    // `etl verify` balances the books with batches: 5 messages, 8 records, 5 rows + 3 rejects.
+    // `etl verify` balances the books with batches: 6 messages, 10 records, 7 rows + 3 rejects.
     let verify = || etl(&["verify", "--lake", &lake, "--private-key", privk.to_str().unwrap(), "--format", "json"]);
     let o = verify();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let t = &v["standard"]["total"];
-    assert_eq!([&t["raw_records"], &t["messages_seen"], &t["records"], &t["rows"], &t["rejects"]].map(|x| x.as_u64()), [5, 5, 8, 5, 3].map(Some), "{v}");
+    assert_eq!([&t["raw_records"], &t["messages_seen"], &t["records"], &t["rows"], &t["rejects"]].map(|x| x.as_u64()), [6, 6, 10, 7, 3].map(Some), "{v}");
     // A manifest that counted one record fewer than the layer holds (a message converted twice
     // looks like this) does not balance, and says so.
     let log = Path::new(&lake).join("standard/_log");
     let manifest = std::fs::read_dir(&log).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "json")).unwrap();
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
     for (_, figures) in m["consumed"].as_object_mut().unwrap() {
-        figures["records"] = serde_json::json!(7);
+        figures["records"] = serde_json::json!(9);
     }
     std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
     let o = verify();
     assert!(!o.status.success(), "unbalanced books must fail verify");
     let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("books do not balance: 7 records converted but 5 rows + 3 rejects"), "{out}");
+    assert!(out.contains("books do not balance: 9 records converted but 7 rows + 3 rejects"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
