@@ -14,8 +14,8 @@
 //!
 //! The partition is the object's (it is in the object key), so it is not repeated per message.
 //! Written whole, a header line was ~28 bytes of mostly changing digits: 12% more bytes to
-//! compress than the payloads, and 24% of a breadcrumb object's compressed size. As differences
-//! it is ~10 bytes that repeat (`1 0 4 236`), so the compressor spends its time on the payloads.
+//! compress than the messages. As differences it is ~10 bytes that repeat (`1 0 4 236`): on 5M
+//! breadcrumbs, plaintext 1,331 → 1,247 MB and raw objects 100.8 → 86.0 MB (−14.7%).
 //! Payloads and keys are never re-encoded: binary, invalid JSON and embedded newlines survive
 //! untouched. `etl cat` turns frames into NDJSON for people.
 
