@@ -561,11 +561,14 @@ fn event_time_us_uncached(service_date: NaiveDate, act_time: i64) -> Option<i64>
 }
 
 /// What one Kafka message holds.
+// `One` is the common case and the large one: boxing it would allocate once per record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     /// One record: a breadcrumb, or why not.
     One(Result<Breadcrumb, Reject>),
-    /// A JSON array of records (producers that batch readings), element by element, in order.
+    /// Several records (producers that batch readings: a JSON array, NDJSON, CSV lines), each
+    /// on its own, in order.
     Batch(Vec<Element>),
 }
 
@@ -574,7 +577,7 @@ pub enum Message {
 pub struct Element {
     /// The breadcrumb, or why not; a reject's message names the element (`element 3 of 120: …`).
     pub result: Result<Breadcrumb, Reject>,
-    /// The element's JSON text as sent, for a reject's payload (empty for a breadcrumb).
+    /// The element's text as sent, for a reject's payload (empty for a breadcrumb).
     pub text: Vec<u8>,
 }
 
@@ -601,7 +604,7 @@ impl Message {
 }
 
 /// Parses one Kafka message, whose payload may be null (a tombstone: an `empty_message`),
-/// into its records: one, or each element of a JSON array.
+/// into its records: one, or each of several (a JSON array, NDJSON, CSV lines).
 pub fn parse_records(payload: Option<&[u8]>) -> Message {
     match payload {
         Some(p) => records(p),
@@ -640,12 +643,7 @@ fn records(payload: &[u8]) -> Message {
 /// vanishes without a trace); an array inside an array is a reject, not split further.
 fn batch(text: &str) -> Message {
     let b = text.as_bytes();
-    let skip_ws = |mut i: usize| {
-        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
-            i += 1;
-        }
-        i
-    };
+    let skip_ws = |i| flat::skip_ws(b, i);
     let malformed = |why: &str| Message::One(Err(reject(rules::INVALID_JSON, format!("a JSON array {why}"))));
     let mut spans = Vec::new();
     let mut i = skip_ws(0);
@@ -709,14 +707,22 @@ fn concatenated(text: &str) -> Option<Vec<std::ops::Range<usize>>> {
     let mut start = 0;
     while let Some(v) = values.next() {
         v.ok()?;
-        while b.get(start).is_some_and(u8::is_ascii_whitespace) {
-            start += 1;
-        }
+        start = flat::skip_ws(b, start);
         let end = values.byte_offset();
         spans.push(start..end);
         start = end;
     }
     (spans.len() > 1).then_some(spans)
+}
+
+/// A batch of lines (CSV lines, or NDJSON with a broken line), one record per line.
+fn by_lines(text: &str, spans: Vec<std::ops::Range<usize>>) -> Message {
+    split(text.as_bytes(), spans, "line", "a JSON array inside a batch of lines")
+}
+
+/// Whether a text starts (after whitespace) like a JSON object, array or string.
+fn looks_like_json(text: &str) -> bool {
+    matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[' | b'"'))
 }
 
 /// The non-blank lines of a text (without their `\r`), as spans, when there are several.
@@ -807,11 +813,10 @@ fn parse_text(payload: &[u8], fast_tried: bool) -> Message {
     if let Some(f) = flat::fields(text.as_bytes(), flat::Text::Utf8) {
         return from_fields(&f, false, false).into();
     }
-    let json_start = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[' | b'"'));
-    if !json_start && text.contains(',') {
+    if !looks_like_json(text) && text.contains(',') {
         // Several CSV lines in one message (a chunk of an export): one record per line.
         if let Some(spans) = lines(text) {
-            return split(text.as_bytes(), spans, "line", "a JSON array inside a batch of lines");
+            return by_lines(text, spans);
         }
         return parse_csv_line(text).into();
     }
@@ -888,9 +893,7 @@ fn parse_general(text: &str) -> Message {
             // a record (the broken one a reject); otherwise one broken value (say a pretty-printed
             // object cut short) stays one reject.
             None => match lines(text) {
-                Some(spans) if serde_json::from_slice::<serde::de::IgnoredAny>(&text.as_bytes()[spans[0].clone()]).is_ok() => {
-                    split(text.as_bytes(), spans, "line", "a JSON array inside a batch of lines")
-                }
+                Some(spans) if serde_json::from_slice::<serde::de::IgnoredAny>(&text.as_bytes()[spans[0].clone()]).is_ok() => by_lines(text, spans),
                 _ => Message::One(Err(reject(rules::INVALID_JSON, format!("not JSON: {e}")))),
             },
         },
@@ -916,7 +919,7 @@ mod flat {
         Utf8,
     }
 
-    fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
         while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
             i += 1;
         }
@@ -1077,7 +1080,7 @@ fn parse_top(top: Top<'_>, depth: usize) -> Message {
                 }
                 Ok(inner) => parse_top(inner, depth + 1),
                 // A CSV line sent as a JSON string (a producer that JSON-encodes every line).
-                Err(_) if !matches!(s.trim_start().as_bytes().first(), Some(b'{' | b'[' | b'"')) && s.contains(',') => {
+                Err(_) if !looks_like_json(&s) && s.contains(',') => {
                     let mut m = Message::One(parse_csv_line(&s));
                     m.note(DOUBLE_ENCODED);
                     m

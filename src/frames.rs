@@ -110,6 +110,11 @@ impl Encoder {
         Self { layout, prev: Prev::default() }
     }
 
+    /// The content tag of what it writes, for the envelope header.
+    pub fn content(&self) -> &'static str {
+        self.layout.content()
+    }
+
     /// Appends one frame to `out` (the object's plaintext).
     pub fn encode(&mut self, out: &mut Vec<u8>, f: &Frame<'_>) {
         let (offset, timestamp) = match self.layout {
@@ -367,7 +372,10 @@ mod tests {
         out
     }
 
-    fn decoded(buf: &[u8], partition: i32, layout: Layout) -> Vec<(i64, Option<i64>, Option<&[u8]>, Option<&[u8]>)> {
+    /// A decoded frame's offset, timestamp, key and payload.
+    type Decoded<'a> = (i64, Option<i64>, Option<&'a [u8]>, Option<&'a [u8]>);
+
+    fn decoded(buf: &[u8], partition: i32, layout: Layout) -> Vec<Decoded<'_>> {
         decode(buf, partition, layout)
             .map(|f| f.unwrap())
             .map(|f| (f.offset, f.timestamp, f.key.clone().map(|r| &buf[r]), f.payload_in(buf)))
@@ -428,6 +436,7 @@ mod tests {
         // The tag in the envelope header picks the layout; unknown tags are not guessed at.
         assert_eq!(READS.map(Layout::of), [Some(Layout::Whole), Some(Layout::Whole), Some(Layout::Delta)]);
         assert_eq!((Layout::of("etl-frames/9"), Layout::Delta.content(), Layout::Whole.content()), (None, CONTENT, "etl-frames/3"));
+        assert_eq!((Encoder::default().content(), Encoder::new(Layout::Whole).content()), (CONTENT, "etl-frames/3"));
     }
 
     #[test]

@@ -645,8 +645,10 @@ impl Worker<'_> {
                                 None => {
                                     let mut buf = std::mem::take(&mut self.spare);
                                     buf.reserve((self.cfg.object_bytes as usize).min(256 << 20) + 64 * 1024);
-                                    let sealer = Sealer::with_buffer(&self.cfg.public_key, self.cfg.zlib_level, frames::CONTENT, buf).map_err(|e| fail(o, e.to_string()))?;
-                                    building.insert(Building { sealer, frames: frames::Encoder::default(), from, last: from - 1, records: 0, message_bytes: 0 })
+                                    // The envelope names the frame format the encoder writes.
+                                    let frames = frames::Encoder::default();
+                                    let sealer = Sealer::with_buffer(&self.cfg.public_key, self.cfg.zlib_level, frames.content(), buf).map_err(|e| fail(o, e.to_string()))?;
+                                    building.insert(Building { sealer, frames, from, last: from - 1, records: 0, message_bytes: 0 })
                                 }
                             };
                             // Framed straight into the object's plaintext (no staging copy).

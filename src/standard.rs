@@ -37,11 +37,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crate::breadcrumb::{self, rules, Breadcrumb};
+use crate::breadcrumb::{self, rules, Breadcrumb, Message};
 use crate::columnar::{self, WorkBuilder};
 use crate::lake::{Lake, LakeError};
 use crate::table::{DataFile, Layer, Manifest, TableError};
-use crate::breadcrumb::Message;
 use crate::verify::{list_objects, open_plaintext, ReadError};
 
 /// Errors of a standard run.
@@ -140,7 +139,8 @@ pub struct StandardReport {
     pub raw_objects: u64,
     /// Raw objects that could not be read (see errors).
     pub raw_objects_failed: u64,
-    /// Records in those objects: one per message, or one per element of a message that is a JSON array.
+    /// Records in those objects: one per message, or one per element of a message that holds
+    /// several (a JSON array, NDJSON, CSV lines).
     pub records_in: u64,
     /// Rows added to `breadcrumbs`.
     pub rows_written: u64,
@@ -468,7 +468,7 @@ pub fn convert_object(o: &crate::verify::OpenedPlaintext, topic: &Arc<str>) -> R
     for f in o.frames() {
         let f = f.map_err(ConvertError::Object)?;
         let payload = f.payload_in(&o.plaintext);
-        let mut record = |r: Result<breadcrumb::Breadcrumb, breadcrumb::Reject>, text: &[u8]| match r {
+        let mut record = |r: Result<Breadcrumb, breadcrumb::Reject>, text: &[u8]| match r {
             Ok(bc) => {
                 let (bits, encoding) = builders.entry(bc.service_date).or_insert_with(|| WorkBuilder::spare_or_new(room)).push(&bc, f.partition, f.offset, f.timestamp);
                 for (i, n) in out.flags.iter_mut().enumerate() {

@@ -253,7 +253,7 @@ pub struct VerifyReport {
     pub standard: Option<Reconciliation>,
 }
 
-/// ` → N records` when JSON-array messages made more records than messages.
+/// ` → N records` when messages holding several records made more records than messages.
 fn batched(b: &Books) -> String {
     if b.records == b.raw_records {
         String::new()
@@ -382,7 +382,7 @@ pub struct Books {
     /// Of those, the messages (offsets) that have at least one row or reject: all of them.
     pub messages_seen: u64,
     /// Records the standard layer counted in them: one per message, or one per element of a
-    /// message that is a JSON array (its manifest's figures).
+    /// message that holds several (its manifest's figures).
     pub records: u64,
     /// Rows in `breadcrumbs`.
     pub rows: u64,
@@ -409,7 +409,7 @@ pub struct Reconciliation {
 /// counts come from the claims (raw side), the manifest and the live Parquet files (standard
 /// side). Every message consumed has a row or a reject (its offset is seen), and the rows and
 /// rejects add up to the records counted when it was converted: one per message, or one per
-/// element of a JSON-array message, so a message converted twice shows as rows too many.
+/// element of a message holding several, so a message converted twice shows as rows too many.
 pub async fn reconcile_standard(lake: &Lake) -> Result<Option<Reconciliation>, crate::standard::StandardError> {
     use arrow::array::{Array, Int32Array, Int64Array, StringArray};
     let layer = crate::table::Layer::new(lake.clone(), "standard");
