@@ -1300,6 +1300,11 @@ mod tests {
         let md = meta.metadata();
         assert_eq!(md.row_groups().iter().map(|g| g.num_rows()).collect::<Vec<_>>(), vec![4, 4, 2]);
         assert!(md.row_groups().iter().all(|g| g.sorting_columns().is_some_and(|c| c.len() == 3)));
+        // Bounds where they skip row groups (the sort keys), none on the lineage strings.
+        let col = |name: &str| md.file_metadata().schema_descr().columns().iter().position(|c| c.name() == name).unwrap();
+        let g = md.row_group(0);
+        assert!(["vehicle_id", "trip_id", "act_time", "kafka_offset"].iter().all(|c| g.column(col(c)).statistics().is_some_and(|s| s.min_bytes_opt().is_some())));
+        assert!(["raw_key", "encoding"].iter().all(|c| g.column(col(c)).statistics().is_none_or(|s| s.min_bytes_opt().is_none())));
         let back = crate::standard::read_parquet(bytes::Bytes::from(one.files[0].0.clone()), "t").unwrap();
         let all = arrow::compute::concat_batches(&breadcrumbs_schema(), &back).unwrap();
         assert_eq!(column_i64(&all, "kafka_offset"), (0..10).collect::<Vec<_>>());

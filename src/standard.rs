@@ -398,6 +398,12 @@ pub fn writer_props(zstd_level: i32, row_group_rows: usize, sorted: bool) -> Wri
     for c in ["latitude", "longitude", "hdop", "velocity", "direction", "radio_quality", "distance_m", "path_length_m", "avg_speed_mps", "max_speed_mps", "min_lat", "max_lat", "min_lon", "max_lon"] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), false).set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
     }
+    // No min/max for the lineage strings: rows are sorted by vehicle, so every row group spans
+    // nearly every raw object and encoding and their bounds would skip nothing, while computing
+    // them compares a ~70-byte key per row.
+    for c in ["raw_key", "encoding"] {
+        b = b.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
+    }
     if sorted {
         b = b.set_sorting_columns(Some(sort_columns().to_vec()));
     }
