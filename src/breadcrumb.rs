@@ -220,9 +220,15 @@ const KNOWN: [&str; 14] = [
 /// digits and the power of ten are both exact in f64, so one division rounds correctly) but
 /// several times faster; `None` for any other form.
 fn decimal(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let neg = b.first() == Some(&b'-');
-    let mut i = usize::from(neg);
+    decimal_at(s.as_bytes(), 0).and_then(|(v, end)| (end == s.len()).then_some(v))
+}
+
+/// [`decimal`] of the longest `[-]digits[.digits]` at `b[start..]`, and where it ends (the
+/// fast path reads a string number this way, straight from the payload up to its quote).
+#[inline]
+fn decimal_at(b: &[u8], start: usize) -> Option<(f64, usize)> {
+    let neg = b.get(start) == Some(&b'-');
+    let mut i = start + usize::from(neg);
     let mut mantissa = 0u64;
     let int_digits = take_digits(b, &mut i, &mut mantissa);
     let mut scale = 0usize;
@@ -234,11 +240,11 @@ fn decimal(s: &str) -> Option<f64> {
         }
     }
     // (Past 15 digits the mantissa may have wrapped; it is not used then.)
-    if i != b.len() || int_digits == 0 || int_digits + scale > 15 {
+    if int_digits == 0 || int_digits + scale > 15 {
         return None;
     }
     let v = mantissa as f64 / POW10[scale];
-    Some(if neg { -v } else { v })
+    Some((if neg { -v } else { v }, i))
 }
 
 /// Reads the ASCII digits at `b[*i..]` into `mantissa` (times ten plus each digit, wrapping past
@@ -1065,6 +1071,89 @@ mod flat {
         pub(super) date: Option<&'a str>,
     }
 
+    /// A known field's name with its quotes (`"METERS"`, 8 to 20 bytes) as up to three
+    /// overlapping 8-byte words, to recognise the name with three loads and compares.
+    struct Quoted {
+        len: usize,
+        offsets: [usize; 3],
+        words: [u64; 3],
+    }
+
+    const fn quoted(name: &str) -> Quoted {
+        let n = name.as_bytes();
+        let len = n.len() + 2;
+        // Words at 0, 8 (or len − 8 when shorter than 16) and len − 8 cover every byte.
+        let offsets = [0, if len > 16 { 8 } else { len - 8 }, len - 8];
+        let mut words = [0u64; 3];
+        let mut w = 0;
+        while w < 3 {
+            let mut x = 0u64;
+            let mut j = 0;
+            while j < 8 {
+                let at = offsets[w] + j;
+                let c = if at == 0 || at == len - 1 { b'"' } else { n[at - 1] };
+                x |= (c as u64) << (8 * j);
+                j += 1;
+            }
+            words[w] = x;
+            w += 1;
+        }
+        Quoted { len, offsets, words }
+    }
+
+    /// [`super::KNOWN`], quoted.
+    const QUOTED: [Quoted; 14] = {
+        let mut q = [const { Quoted { len: 0, offsets: [0; 3], words: [0; 3] } }; 14];
+        let mut i = 0;
+        while i < 14 {
+            q[i] = quoted(super::KNOWN[i]);
+            i += 1;
+        }
+        q
+    };
+
+    /// The known field whose name sorts first (ACT_TIME).
+    pub(super) const SORTED_FIRST: usize = 5;
+    /// The known field whose name sorts right after field `i`'s (14, none, after the last).
+    pub(super) const SORTED_NEXT: [usize; 14] = {
+        let mut next = [14; 14];
+        let mut i = 0;
+        while i < 14 {
+            let mut j = 0;
+            while j < 14 {
+                // The least name greater than KNOWN[i].
+                if name_lt(super::KNOWN[i], super::KNOWN[j]) && (next[i] == 14 || name_lt(super::KNOWN[j], super::KNOWN[next[i]])) {
+                    next[i] = j;
+                }
+                j += 1;
+            }
+            i += 1;
+        }
+        next
+    };
+
+    /// `a < b` byte-wise (`str`'s order, in a const context).
+    const fn name_lt(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        let mut i = 0;
+        while i < a.len() && i < b.len() {
+            if a[i] != b[i] {
+                return a[i] < b[i];
+            }
+            i += 1;
+        }
+        a.len() < b.len()
+    }
+
+    /// Whether `b[at..]` starts with known field `k`'s name in quotes.
+    #[inline]
+    pub(super) fn is_quoted(b: &[u8], at: usize, k: usize) -> bool {
+        let Some(q) = QUOTED.get(k) else { return false };
+        let Some(s) = b.get(at..at + q.len) else { return false };
+        let word = |o: usize| u64::from_le_bytes(s[o..o + 8].try_into().expect("8 bytes"));
+        (0..3).all(|w| word(q.offsets[w]) == q.words[w])
+    }
+
     /// The fastest path, for what nearly every feed sends: a flat object whose keys are all known
     /// fields, each once, whose OPD_DATE is a string or null and whose other values are numbers,
     /// bare decimals in strings (`"45.52"`), nulls or missing-value strings (`""`, `"null"`,
@@ -1078,12 +1167,24 @@ mod flat {
         }
         let mut p = Plain { values: [0.0; 14], numbers: 0, strings: 0, present: 0, date: None };
         i = skip_ws(b, i + 1);
+        // Feeds send the fields in one order: TriMet's (`KNOWN`'s), or sorted by name (what
+        // serializers of maps write: serde_json, Go, Python's `sort_keys`). The names that follow
+        // in either order are tried before the name is scanned and looked up.
+        let (mut next, mut next_sorted) = (0, SORTED_FIRST);
         loop {
             if b.get(i) != Some(&b'"') {
                 return None;
             }
-            let (ks, ke) = string(b, i + 1, text)?;
-            let k = known_index(sub(b, ks, ke))?;
+            let (k, ke) = if is_quoted(b, i, next) {
+                (next, i + QUOTED[next].len - 1)
+            } else if is_quoted(b, i, next_sorted) {
+                (next_sorted, i + QUOTED[next_sorted].len - 1)
+            } else {
+                let (ks, ke) = string(b, i + 1, text)?;
+                (known_index(sub(b, ks, ke))?, ke)
+            };
+            next = k + 1;
+            next_sorted = SORTED_NEXT[k];
             let bit = 1u16 << k;
             if p.present & bit != 0 {
                 return None;
@@ -1095,15 +1196,21 @@ mod flat {
             }
             i = skip_ws(b, i + 1);
             let next = match *b.get(i)? {
-                b'"' => {
+                b'"' => 'string: {
+                    // A string number, read straight up to its closing quote.
+                    if k != super::OPD_DATE {
+                        if let Some((v, end)) = super::decimal_at(b, i + 1).filter(|&(_, end)| b.get(end) == Some(&b'"')) {
+                            p.values[k] = v;
+                            p.numbers |= bit;
+                            p.strings |= bit;
+                            break 'string end + 1;
+                        }
+                    }
                     let (vs, ve) = string(b, i + 1, text)?;
                     let s = sub(b, vs, ve);
+                    // (Not a bare decimal: the date, a missing value, or something `fields` reads.)
                     if k == super::OPD_DATE {
                         p.date = Some(s);
-                    } else if let Some(v) = super::decimal(s) {
-                        p.values[k] = v;
-                        p.numbers |= bit;
-                        p.strings |= bit;
                     } else if !super::missing_text(s) {
                         return None;
                     }
@@ -1900,6 +2007,34 @@ mod tests {
         assert_eq!(parse(&[0xff, 0xfe]).unwrap_err().rule, rules::EMPTY);
         // Text that merely contains a zero byte later on is not taken for UTF-16.
         assert_eq!(parse(b"{\"EVENT_NO_TRIP\":1\0}").unwrap_err().rule, rules::INVALID_JSON);
+    }
+
+    #[test]
+    fn a_quoted_known_name_is_recognised_whole_and_only_whole() {
+        for (k, name) in KNOWN.iter().enumerate() {
+            let q = format!("\"{name}\":1");
+            for (j, _) in KNOWN.iter().enumerate() {
+                assert_eq!(flat::is_quoted(q.as_bytes(), 0, j), j == k, "{name} as {}", KNOWN[j]);
+            }
+            assert!(flat::is_quoted(format!("xx\"{name}\"").as_bytes(), 2, k));
+            // Any byte changed, the name cut short or its closing quote missing: not the name.
+            for at in 0..name.len() + 2 {
+                let mut b = q.clone().into_bytes();
+                b[at] ^= 0x20;
+                assert!(!flat::is_quoted(&b, 0, k), "{name} with byte {at} changed");
+            }
+            assert!(!flat::is_quoted(format!("\"{name}").as_bytes(), 0, k));
+            assert!(!flat::is_quoted(format!("\"{}\"", &name[..name.len() - 1]).as_bytes(), 0, k));
+        }
+        assert!(!flat::is_quoted(b"\"METERS\"", 0, 14));
+        // The sorted order the fast path expects as its second guess.
+        let mut sorted: Vec<usize> = (0..14).collect();
+        sorted.sort_by_key(|&i| KNOWN[i]);
+        assert_eq!(sorted[0], flat::SORTED_FIRST);
+        for w in sorted.windows(2) {
+            assert_eq!(flat::SORTED_NEXT[w[0]], w[1], "after {}", KNOWN[w[0]]);
+        }
+        assert_eq!(flat::SORTED_NEXT[sorted[13]], 14);
     }
 
     #[test]
