@@ -1,6 +1,8 @@
 //! `etl produce`: test-data producer. Turns JSON-array, NDJSON and CSV files into one Kafka
-//! message per record, keyed by vehicle id. Parsing ([`read_records`]) is pure; sending lives in
-//! [`crate::kafka`].
+//! message per record, keyed by vehicle id. Each record is sent as written in the file (fields in
+//! their order, numbers as spelled; only whitespace outside strings is dropped), not re-serialized:
+//! what lands in the raw layer is what a producer of those records would have sent. Parsing
+//! ([`read_records`]) is pure; sending lives in [`crate::kafka`].
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -55,13 +57,71 @@ fn vehicle_key(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
-fn record_of(v: Value) -> Record {
+/// The message for one record: `text` is its JSON as written in the file, `v` the same parsed.
+/// The payload is that text, without whitespace outside strings (fields keep their order and
+/// numbers their spelling: what a producer of the file's records would have sent); a record
+/// that is a JSON string is sent as the string's contents.
+fn record_of(v: Value, text: &str) -> Record {
     let key = vehicle_key(&v);
     let payload = match v {
         Value::String(s) => s.into_bytes(),
-        other => serde_json::to_vec(&other).unwrap_or_default(),
+        _ => compact(text),
     };
     Record { key, payload }
+}
+
+/// `text` (valid JSON) without the whitespace between tokens.
+fn compact(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &c in text.as_bytes() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = c == b'"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The elements of a JSON array (`text` starts with `[`), each with its text as written.
+fn array_elements(text: &str) -> Result<Vec<(Value, &str)>, String> {
+    let b = text.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Vec::new();
+    let mut i = skip_ws(1);
+    if b.get(i) == Some(&b']') {
+        return (skip_ws(i + 1) == b.len()).then_some(out).ok_or_else(|| "text after the array".to_string());
+    }
+    loop {
+        let mut one = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>();
+        let v = match one.next() {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return Err(format!("element {}: {e}", out.len() + 1)),
+            None => return Err(format!("element {}: missing", out.len() + 1)),
+        };
+        let end = i + one.byte_offset();
+        out.push((v, &text[i..end]));
+        i = skip_ws(end);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(i + 1),
+            Some(b']') if skip_ws(i + 1) == b.len() => return Ok(out),
+            Some(b']') => return Err("text after the array".into()),
+            _ => return Err(format!("expected , or ] after element {}", out.len())),
+        }
+    }
 }
 
 /// Reads one input file into records. Format: `.csv` → CSV with a header row; otherwise a
@@ -85,9 +145,12 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, ProduceEr
         let mut out = Vec::new();
         for (i, row) in rdr.records().enumerate() {
             let row = row.map_err(|e| perr(format!("CSV record {}: {e}", i + 1)))?;
+            // An object of strings in the header's order.
+            let fields: Vec<String> = headers.iter().zip(row.iter()).map(|(h, v)| format!("{}:{}", Value::from(h), Value::from(v))).collect();
+            let text = format!("{{{}}}", fields.join(","));
             let obj: serde_json::Map<String, Value> =
                 headers.iter().zip(row.iter()).map(|(h, v)| (h.to_string(), Value::String(v.to_string()))).collect();
-            out.push(record_of(Value::Object(obj)));
+            out.push(record_of(Value::Object(obj), &text));
         }
         return Ok(out);
     }
@@ -97,8 +160,10 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, ProduceEr
         return Ok(Vec::new());
     }
     if trimmed.starts_with('[') {
-        let arr: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| perr(format!("not a JSON array: {e}")))?;
-        return Ok(arr.into_iter().map(record_of).collect());
+        // (serde_json reads it whole first, for its error messages; then each element's text.)
+        serde_json::from_str::<serde::de::IgnoredAny>(trimmed).map_err(|e| perr(format!("not a JSON array: {e}")))?;
+        let elements = array_elements(trimmed.trim_end()).map_err(|e| perr(format!("not a JSON array: {e}")))?;
+        return Ok(elements.into_iter().map(|(v, text)| record_of(v, text)).collect());
     }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -107,7 +172,7 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, ProduceEr
             continue;
         }
         let v: Value = serde_json::from_str(line).map_err(|e| perr(format!("line {}: not JSON ({e}); expected a JSON array, NDJSON or a .csv file", i + 1)))?;
-        out.push(record_of(v));
+        out.push(record_of(v, line));
     }
     Ok(out)
 }
@@ -122,7 +187,8 @@ mod tests {
         let r = parse_records(Path::new("x.json"), src).unwrap();
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].key.as_deref(), Some(&b"4223"[..]));
-        assert_eq!(r[0].payload, br#"{"ACT_TIME":1,"VEHICLE_ID":4223}"#.to_vec());
+        // Fields in the file's order, numbers as spelled, no whitespace outside strings.
+        assert_eq!(r[0].payload, br#"{"VEHICLE_ID":4223,"ACT_TIME":1}"#.to_vec());
         // A string element is sent as its contents, keyed from inside.
         assert_eq!(r[1].payload, br#"{"VEHICLE_ID":"99"}"#.to_vec());
         assert_eq!(r[1].key.as_deref(), Some(&b"99"[..]));
@@ -135,8 +201,34 @@ mod tests {
         assert_eq!(r.len(), 2);
         let r = parse_records(Path::new("x.csv"), b"EVENT_NO_TRIP,VEHICLE_ID,GPS_HDOP\n1,4223,0.7\n2,4223,\n").unwrap();
         assert_eq!(r.len(), 2);
-        assert_eq!(r[1].payload, br#"{"EVENT_NO_TRIP":"2","GPS_HDOP":"","VEHICLE_ID":"4223"}"#.to_vec());
+        assert_eq!(r[1].payload, br#"{"EVENT_NO_TRIP":"2","VEHICLE_ID":"4223","GPS_HDOP":""}"#.to_vec());
         assert_eq!(r[0].key.as_deref(), Some(&b"4223"[..]));
+    }
+
+    #[test]
+    fn payloads_are_the_records_as_written() {
+        let line = r#"{"VEHICLE_ID":4223, "GPS_HDOP":0.80,"OPD_DATE":"12DEC2022:00:00:00","X":"a \" b  c","N":12345678901234567890123}"#;
+        let r = parse_records(Path::new("x.ndjson"), format!("{line}\n\n  {line}  \r\n").as_bytes()).unwrap();
+        let compacted = line.replace(", ", ",");
+        assert_eq!(r.len(), 2);
+        for rec in &r {
+            assert_eq!(String::from_utf8_lossy(&rec.payload), compacted);
+            assert_eq!(rec.key.as_deref(), Some(&b"4223"[..]));
+        }
+        // A pretty-printed array: each element compacted, its order and spelling kept.
+        let pretty = format!("[\n  {},\n  {}\n]\n", line.replace(",", ",\n    "), line);
+        let r = parse_records(Path::new("x.json"), pretty.as_bytes()).unwrap();
+        assert_eq!(r.len(), 2);
+        for rec in &r {
+            assert_eq!(String::from_utf8_lossy(&rec.payload), compacted);
+        }
+        // What the breadcrumb parser reads from them is what it reads from the line itself.
+        assert_eq!(crate::breadcrumb::parse(&r[0].payload), crate::breadcrumb::parse(line.as_bytes()));
+        for bad in ["[1,]", "[1 2]", "[1] x", "[", "[1,,2]"] {
+            let e = parse_records(Path::new("x.json"), bad.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("x.json") && e.contains("not a JSON array"), "{bad}: {e}");
+        }
+        assert!(parse_records(Path::new("x.json"), b" [ ] ").unwrap().is_empty());
     }
 
     #[test]
