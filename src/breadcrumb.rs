@@ -1161,41 +1161,31 @@ mod flat {
     /// [`Fields`] in between. Anything else is declined with `None` ([`fields`] then reads it);
     /// what it accepts gives the same breadcrumb as [`fields`] would (tested on every shape).
     pub(super) fn plain(b: &[u8], text: Text) -> Option<Plain<'_>> {
-        let mut i = skip_ws(b, 0);
-        if b.get(i) != Some(&b'{') {
-            return None;
-        }
         let mut p = Plain { values: [0.0; 14], numbers: 0, strings: 0, present: 0, date: None };
-        i = skip_ws(b, i + 1);
         // Feeds send the fields in one order: TriMet's (`KNOWN`'s), or sorted by name (what
         // serializers of maps write: serde_json, Go, Python's `sort_keys`). The names that follow
         // in either order are tried before the name is scanned and looked up.
-        let (mut next, mut next_sorted) = (0, SORTED_FIRST);
-        loop {
-            if b.get(i) != Some(&b'"') {
-                return None;
-            }
-            let (k, ke) = if is_quoted(b, i, next) {
-                (next, i + QUOTED[next].len - 1)
-            } else if is_quoted(b, i, next_sorted) {
-                (next_sorted, i + QUOTED[next_sorted].len - 1)
+        let (mut expect, mut expect_sorted) = (0, SORTED_FIRST);
+        let key = |i: usize| {
+            let (k, ke) = if is_quoted(b, i, expect) {
+                (expect, i + QUOTED[expect].len - 1)
+            } else if is_quoted(b, i, expect_sorted) {
+                (expect_sorted, i + QUOTED[expect_sorted].len - 1)
             } else {
                 let (ks, ke) = string(b, i + 1, text)?;
                 (known_index(sub(b, ks, ke))?, ke)
             };
-            next = k + 1;
-            next_sorted = SORTED_NEXT[k];
+            expect = k + 1;
+            expect_sorted = SORTED_NEXT[k];
+            Some((k, ke))
+        };
+        let value = |k: usize, i: usize| {
             let bit = 1u16 << k;
             if p.present & bit != 0 {
                 return None;
             }
             p.present |= bit;
-            i = skip_ws(b, ke + 1);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
-            i = skip_ws(b, i + 1);
-            let next = match *b.get(i)? {
+            let end = match *b.get(i)? {
                 b'"' => 'string: {
                     // A string number, read straight up to its closing quote.
                     if k != super::OPD_DATE {
@@ -1218,36 +1208,60 @@ mod flat {
                 }
                 b'n' if b[i..].starts_with(b"null") => i + 4,
                 b'-' | b'0'..=b'9' if k != super::OPD_DATE => {
-                    let (v, next) = number_token(b, i)?;
+                    let (v, end) = number_token(b, i)?;
                     p.values[k] = v.f64();
                     p.numbers |= bit;
-                    next
+                    end
                 }
                 _ => return None,
             };
-            i = skip_ws(b, next);
-            match b.get(i)? {
-                b',' => i = skip_ws(b, i + 1),
-                b'}' => {
-                    i += 1;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-        (skip_ws(b, i) == b.len()).then_some(p)
+            Some(end)
+        };
+        object(b, key, value)?;
+        Some(p)
     }
 
     /// The fields of `b` if it is a flat object the fast path can read.
     pub(super) fn fields(b: &[u8], text: Text) -> Option<Fields<'_>> {
-        let mut i = skip_ws(b, 0);
-        if b.get(i) != Some(&b'{') {
-            return None;
-        }
         let mut f = Fields {
             known: Default::default(),
             extra: Vec::new(),
         };
+        let key = |i: usize| {
+            let (ks, ke) = string(b, i + 1, text)?;
+            Some((sub(b, ks, ke), ke))
+        };
+        let value = |key, i: usize| {
+            let (value, end) = match *b.get(i)? {
+                b'"' => {
+                    let (vs, ve) = string(b, i + 1, text)?;
+                    (Scalar::Str(Cow::Borrowed(sub(b, vs, ve))), ve + 1)
+                }
+                b'n' if b[i..].starts_with(b"null") => (Scalar::Null, i + 4),
+                b'-' | b'0'..=b'9' => number(b, i)?,
+                _ => return None,
+            };
+            match known_index(key) {
+                Some(k) if f.known[k].is_none() => f.known[k] = Some(value),
+                _ => f.extra.push((Cow::Borrowed(key), value)),
+            }
+            Some(end)
+        };
+        object(b, key, value)?;
+        Some(f)
+    }
+
+    /// Walks the flat JSON object that `b` is (whitespace around it and its tokens allowed),
+    /// the scanners' shared skeleton: for each member, `key(i)` reads the key whose opening
+    /// quote is at `i` and says where its closing quote is, `value(key, j)` reads the value
+    /// starting at `j` and says where it ends. `None` (declined) if either does, or if `b` is not
+    /// braces around members separated by commas.
+    #[inline]
+    fn object<K>(b: &[u8], mut key: impl FnMut(usize) -> Option<(K, usize)>, mut value: impl FnMut(K, usize) -> Option<usize>) -> Option<()> {
+        let mut i = skip_ws(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
         i = skip_ws(b, i + 1);
         if b.get(i) == Some(&b'}') {
             i += 1;
@@ -1256,27 +1270,12 @@ mod flat {
                 if b.get(i) != Some(&b'"') {
                     return None;
                 }
-                let (ks, ke) = string(b, i + 1, text)?;
-                let key = sub(b, ks, ke);
+                let (k, ke) = key(i)?;
                 i = skip_ws(b, ke + 1);
                 if b.get(i) != Some(&b':') {
                     return None;
                 }
-                i = skip_ws(b, i + 1);
-                let (value, next) = match *b.get(i)? {
-                    b'"' => {
-                        let (vs, ve) = string(b, i + 1, text)?;
-                        (Scalar::Str(Cow::Borrowed(sub(b, vs, ve))), ve + 1)
-                    }
-                    b'n' if b[i..].starts_with(b"null") => (Scalar::Null, i + 4),
-                    b'-' | b'0'..=b'9' => number(b, i)?,
-                    _ => return None,
-                };
-                match known_index(key) {
-                    Some(k) if f.known[k].is_none() => f.known[k] = Some(value),
-                    _ => f.extra.push((Cow::Borrowed(key), value)),
-                }
-                i = skip_ws(b, next);
+                i = skip_ws(b, value(k, skip_ws(b, i + 1))?);
                 match b.get(i)? {
                     b',' => i = skip_ws(b, i + 1),
                     b'}' => {
@@ -1287,7 +1286,7 @@ mod flat {
                 }
             }
         }
-        (skip_ws(b, i) == b.len()).then_some(f)
+        (skip_ws(b, i) == b.len()).then_some(())
     }
 }
 
