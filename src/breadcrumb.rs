@@ -663,36 +663,44 @@ fn records(payload: &[u8]) -> Message {
 /// is read as a payload of its own; an empty array is an `empty_message` reject (a message never
 /// vanishes without a trace); an array inside an array is a reject, not split further.
 fn batch(text: &str) -> Message {
+    match array_spans(text) {
+        Ok(spans) if spans.is_empty() => Message::One(Err(reject(rules::EMPTY, "an empty JSON array"))),
+        Ok(spans) => split(text.as_bytes(), spans, "element", "a JSON array inside a JSON array"),
+        Err(why) => Message::One(Err(reject(rules::INVALID_JSON, format!("a JSON array {why}")))),
+    }
+}
+
+/// Where each element of the JSON array `text` is (whitespace around it allowed; serde_json
+/// checks each element, only its end is wanted here), or why `text` is not one (`a JSON array
+/// {why}` reads as a sentence). Text after the closing `]` is not looked at.
+pub(crate) fn array_spans(text: &str) -> Result<Vec<std::ops::Range<usize>>, String> {
     let b = text.as_bytes();
     let skip_ws = |i| flat::skip_ws(b, i);
-    let malformed = |why: &str| Message::One(Err(reject(rules::INVALID_JSON, format!("a JSON array {why}"))));
     let mut spans = Vec::new();
     let mut i = skip_ws(0);
     if b.get(i) != Some(&b'[') {
-        return malformed("that does not start with [");
+        return Err("that does not start with [".into());
     }
     i = skip_ws(i + 1);
     if b.get(i) == Some(&b']') {
-        return Message::One(Err(reject(rules::EMPTY, "an empty JSON array")));
+        return Ok(spans);
     }
     loop {
-        // One value, wherever it ends (serde checks it; only its end is wanted here).
         let mut one = serde_json::Deserializer::from_str(&text[i..]).into_iter::<serde::de::IgnoredAny>();
         match one.next() {
             Some(Ok(_)) => {}
-            Some(Err(e)) => return malformed(&format!("with an element that is not JSON: {e}")),
-            None => return malformed("cut short"),
+            Some(Err(e)) => return Err(format!("with an element that is not JSON: {e}")),
+            None => return Err("cut short".into()),
         }
         let end = i + one.byte_offset();
         spans.push(i..end);
         i = skip_ws(end);
         match b.get(i) {
             Some(b',') => i = skip_ws(i + 1),
-            Some(b']') => break,
-            _ => return malformed("without , or ] after an element"),
+            Some(b']') => return Ok(spans),
+            _ => return Err("without , or ] after an element".into()),
         }
     }
-    split(b, spans, "element", "a JSON array inside a JSON array")
 }
 
 /// The records of a batch whose pieces are `spans` of `b`, each read as a payload of its own;

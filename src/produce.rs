@@ -91,39 +91,6 @@ fn compact(text: &str) -> Vec<u8> {
     out
 }
 
-/// The elements of a JSON array (`text` starts with `[`), each with its text as written.
-fn array_elements(text: &str) -> Result<Vec<(Value, &str)>, String> {
-    let b = text.as_bytes();
-    let skip_ws = |mut i: usize| {
-        while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
-            i += 1;
-        }
-        i
-    };
-    let mut out = Vec::new();
-    let mut i = skip_ws(1);
-    if b.get(i) == Some(&b']') {
-        return (skip_ws(i + 1) == b.len()).then_some(out).ok_or_else(|| "text after the array".to_string());
-    }
-    loop {
-        let mut one = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>();
-        let v = match one.next() {
-            Some(Ok(v)) => v,
-            Some(Err(e)) => return Err(format!("element {}: {e}", out.len() + 1)),
-            None => return Err(format!("element {}: missing", out.len() + 1)),
-        };
-        let end = i + one.byte_offset();
-        out.push((v, &text[i..end]));
-        i = skip_ws(end);
-        match b.get(i) {
-            Some(b',') => i = skip_ws(i + 1),
-            Some(b']') if skip_ws(i + 1) == b.len() => return Ok(out),
-            Some(b']') => return Err("text after the array".into()),
-            _ => return Err(format!("expected , or ] after element {}", out.len())),
-        }
-    }
-}
-
 /// Reads one input file into records. Format: `.csv` → CSV with a header row; otherwise a
 /// JSON array if the first non-blank byte is `[`, else NDJSON (blank lines skipped).
 pub fn read_records(path: &Path) -> Result<Vec<Record>, ProduceError> {
@@ -160,10 +127,10 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, ProduceEr
         return Ok(Vec::new());
     }
     if trimmed.starts_with('[') {
-        // (serde_json reads it whole first, for its error messages; then each element's text.)
-        serde_json::from_str::<serde::de::IgnoredAny>(trimmed).map_err(|e| perr(format!("not a JSON array: {e}")))?;
-        let elements = array_elements(trimmed.trim_end()).map_err(|e| perr(format!("not a JSON array: {e}")))?;
-        return Ok(elements.into_iter().map(|(v, text)| record_of(v, text)).collect());
+        let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| perr(format!("not a JSON array: {e}")))?;
+        // Each element's text as written (serde_json has just read the array whole).
+        let spans = crate::breadcrumb::array_spans(trimmed).map_err(|why| perr(format!("not a JSON array: a JSON array {why}")))?;
+        return Ok(values.into_iter().zip(spans).map(|(v, span)| record_of(v, &trimmed[span])).collect());
     }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
